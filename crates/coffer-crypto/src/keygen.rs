@@ -1,0 +1,84 @@
+//! Key generation. Every generated key pair passes a pairwise-consistency test before it is
+//! returned; a failure puts the module in the error state.
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use zeroize::Zeroizing;
+
+use crate::error::{CryptoError, Result};
+use crate::key::{Key, KeyPair, KeySpec, KeyType, PrivateKey, PublicKey, SecretKey};
+use crate::key_cache::PrivateCache;
+use crate::module::{Module, SelfTest};
+
+/// Largest generic secret, in bytes (CloudHSM's limit).
+pub const GENERIC_SECRET_MAX: usize = 800;
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32-byte key.
+pub(crate) const ED25519_SPKI_PREFIX: [u8; 12] =
+    [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+impl Module {
+    /// Generates a secret key or a key pair.
+    pub fn generate(&self, spec: &KeySpec) -> Result<Key> {
+        self.check()?;
+        match *spec {
+            KeySpec::Aes { len_bytes } => {
+                if !matches!(len_bytes, 16 | 24 | 32) {
+                    return Err(CryptoError::KeySizeRange(format!(
+                        "an AES key is 16, 24 or 32 bytes, not {len_bytes}"
+                    )));
+                }
+                self.generate_secret(KeyType::Aes, len_bytes).map(Key::Secret)
+            }
+            KeySpec::GenericSecret { len_bytes } => {
+                if !(1..=GENERIC_SECRET_MAX).contains(&len_bytes) {
+                    return Err(CryptoError::KeySizeRange(format!(
+                        "a generic secret is 1 to {GENERIC_SECRET_MAX} bytes, not {len_bytes}"
+                    )));
+                }
+                self.generate_secret(KeyType::GenericSecret, len_bytes).map(Key::Secret)
+            }
+            KeySpec::Rsa { .. } | KeySpec::Ec(_) | KeySpec::Ed25519 => {
+                Ok(Key::Private(self.generate_key_pair(spec)?.private))
+            }
+        }
+    }
+
+    /// Generates a key pair (`C_GenerateKeyPair`) and runs its pairwise-consistency test.
+    pub fn generate_key_pair(&self, spec: &KeySpec) -> Result<KeyPair> {
+        self.check()?;
+        let pair = match *spec {
+            KeySpec::Ed25519 => generate_ed25519()?,
+            KeySpec::Rsa { bits } => crate::keygen_asym::generate_rsa(bits)?,
+            KeySpec::Ec(curve) => crate::keygen_asym::generate_ec(curve)?,
+            KeySpec::Aes { .. } | KeySpec::GenericSecret { .. } => {
+                return Err(CryptoError::MechanismInvalid(
+                    "a secret key is not generated as a key pair".into(),
+                ));
+            }
+        };
+        if crate::keygen_asym::pairwise_consistency(&pair).is_err() {
+            self.enter_error_state(SelfTest::PairwiseConsistency);
+            return Err(CryptoError::ModuleInError(format!("{:?}", SelfTest::PairwiseConsistency)));
+        }
+        Ok(pair)
+    }
+
+    fn generate_secret(&self, key_type: KeyType, len: usize) -> Result<SecretKey> {
+        let mut bytes = Zeroizing::new(vec![0u8; len]);
+        crate::random::fill(&mut bytes)?;
+        Ok(SecretKey { key_type, bytes })
+    }
+}
+
+fn generate_ed25519() -> Result<KeyPair> {
+    let pair = Ed25519KeyPair::generate().map_err(|_| CryptoError::Failed("Ed25519 generation".into()))?;
+    let pkcs8 = pair.to_pkcs8().map_err(|_| CryptoError::Failed("Ed25519 PKCS#8 encoding".into()))?;
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    let public = PublicKey { key_type: KeyType::Ed25519, curve: None, bits: 256, spki };
+    let cache = PrivateCache::default();
+    let _ = cache.ed25519.set(pair);
+    let private =
+        PrivateKey { pkcs8: Zeroizing::new(pkcs8.as_ref().to_vec()), public: public.clone(), cache };
+    Ok(KeyPair { private, public })
+}
