@@ -60,6 +60,11 @@ pub enum Opcode {
     CN_CERT_AUTH_TARGET_KEY_EXCHANGE,
     // Crypto
     CN_FIPS_RAND,
+    // Coffer's own, not CloudHSM's
+    /// Written by the audit log itself, never by the HSM: the first entry of every run of the
+    /// writer (a new log or a continued one after a restart). Its entry carries the new reboot
+    /// counter, so restarts and crashes stay visible in the chain.
+    CN_AUDIT_LOG_OPENED,
 }
 
 /// The user types as CloudHSM's audit log names them.
