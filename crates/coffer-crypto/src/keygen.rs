@@ -1,12 +1,11 @@
 //! Key generation. Every generated key pair passes a pairwise-consistency test before it is
 //! returned; a failure puts the module in the error state.
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use aws_lc_rs::signature::Ed25519KeyPair;
 use zeroize::Zeroizing;
 
 use crate::error::{CryptoError, Result};
-use crate::key::{Key, KeyPair, KeySpec, KeyType, PrivateKey, PublicKey, SecretKey};
-use crate::key_cache::PrivateCache;
+use crate::key::{Key, KeyPair, KeySpec, KeyType, SecretKey};
 use crate::module::{Module, SelfTest};
 
 /// Largest generic secret, in bytes (CloudHSM's limit).
@@ -44,7 +43,22 @@ impl Module {
     }
 
     /// Generates a key pair (`C_GenerateKeyPair`) and runs its pairwise-consistency test.
+    ///
+    /// RSA: 2048, 3072 or 4096 bits (`KeySizeRange` otherwise), e = 65537. EC: the four
+    /// [`EcCurve`](crate::EcCurve)s. A failed pairwise-consistency test puts the module in
+    /// the error state and returns `ModuleInError`.
     pub fn generate_key_pair(&self, spec: &KeySpec) -> Result<KeyPair> {
+        self.generate_key_pair_checked(spec, false)
+    }
+
+    /// Like [`Module::generate_key_pair`], with the pairwise-consistency test made to fail,
+    /// to show that the module then enters the error state.
+    #[cfg(feature = "fault-injection")]
+    pub fn generate_key_pair_failing_consistency(&self, spec: &KeySpec) -> Result<KeyPair> {
+        self.generate_key_pair_checked(spec, true)
+    }
+
+    fn generate_key_pair_checked(&self, spec: &KeySpec, corrupt: bool) -> Result<KeyPair> {
         self.check()?;
         let pair = match *spec {
             KeySpec::Ed25519 => generate_ed25519()?,
@@ -56,7 +70,7 @@ impl Module {
                 ));
             }
         };
-        if crate::keygen_asym::pairwise_consistency(&pair).is_err() {
+        if crate::keygen_asym::pairwise_consistency(&pair, corrupt).is_err() {
             self.enter_error_state(SelfTest::PairwiseConsistency);
             return Err(CryptoError::ModuleInError(format!("{:?}", SelfTest::PairwiseConsistency)));
         }
@@ -66,19 +80,11 @@ impl Module {
     fn generate_secret(&self, key_type: KeyType, len: usize) -> Result<SecretKey> {
         let mut bytes = Zeroizing::new(vec![0u8; len]);
         crate::random::fill(&mut bytes)?;
-        Ok(SecretKey { key_type, bytes })
+        Ok(SecretKey { key_type, bytes, cache: Default::default() })
     }
 }
 
 fn generate_ed25519() -> Result<KeyPair> {
     let pair = Ed25519KeyPair::generate().map_err(|_| CryptoError::Failed("Ed25519 generation".into()))?;
-    let pkcs8 = pair.to_pkcs8().map_err(|_| CryptoError::Failed("Ed25519 PKCS#8 encoding".into()))?;
-    let mut spki = ED25519_SPKI_PREFIX.to_vec();
-    spki.extend_from_slice(pair.public_key().as_ref());
-    let public = PublicKey { key_type: KeyType::Ed25519, curve: None, bits: 256, spki };
-    let cache = PrivateCache::default();
-    let _ = cache.ed25519.set(pair);
-    let private =
-        PrivateKey { pkcs8: Zeroizing::new(pkcs8.as_ref().to_vec()), public: public.clone(), cache };
-    Ok(KeyPair { private, public })
+    crate::encoding::pair_from_ed25519(pair)
 }

@@ -213,8 +213,9 @@ pub enum DeriveMechanism {
     },
     /// `CKM_HKDF_DERIVE` (RFC 5869): extract and expand.
     Hkdf { hash: HashAlg, salt: Vec<u8>, info: Vec<u8> },
-    /// `CKM_SP800_108_COUNTER_KDF` with an HMAC PRF, a 32-bit big-endian counter before
-    /// `label || 0x00 || context || [L]_32`.
+    /// `CKM_SP800_108_COUNTER_KDF` with an HMAC PRF (SHA-224 to SHA-512): block `i` is
+    /// `HMAC(key, [i]_32 || label || 0x00 || context || [L]_32)`, `i` counting from 1 as a
+    /// 32-bit big-endian counter, `L` the output length in bits (OpenSSL's KBKDF layout).
     Sp800108Counter { prf: HashAlg, label: Vec<u8>, context: Vec<u8> },
 }
 
