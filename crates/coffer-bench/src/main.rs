@@ -1,2 +1,92 @@
+//! `coffer-bench`: Coffer's benchmarks. Each suite measures Coffer beside a reference in the
+//! same run and prints the ratio, so the figures can be compared across machines.
+//!
+//! ```text
+//! coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]
+//! ```
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod core;
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use coffer_crypto::Module;
+
+use harness::Plan;
+
+struct Args {
+    suite: String,
+    plan: Plan,
+    filter: Option<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = std::env::args().skip(1);
+    let suite = args.next().unwrap_or_else(|| "core".to_string());
+    let mut plan = Plan { round: Duration::from_millis(200), rounds: 3 };
+    let mut filter = None;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--round-ms" => plan.round = Duration::from_millis(value()?.parse().context("--round-ms")?),
+            "--rounds" => plan.rounds = value()?.parse().context("--rounds")?,
+            "--filter" => filter = Some(value()?),
+            other => bail!(
+                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]"
+            ),
+        }
+    }
+    if plan.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    Ok(Args { suite, plan, filter })
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    match args.suite.as_str() {
+        "core" => run_core(&args),
+        other => bail!("unknown suite {other}; suites: core"),
+    }
+}
+
+/// Powers the module on (running its self-tests), then measures every mechanism.
+fn run_core(args: &Args) -> Result<()> {
+    let start = Instant::now();
+    let module = Module::power_on();
+    let took = start.elapsed();
+    match module.status() {
+        Ok(()) => println!("power-on self-tests: passed in {:.1} ms", took.as_secs_f64() * 1e3),
+        Err(e) => bail!("power-on self-tests failed: {e}"),
+    }
+    if cfg!(debug_assertions) {
+        println!("note: debug build; run with --release for meaningful figures");
+    }
+    let mut cases = core::cases(&module)?;
+    println!(
+        "each case: {} alternating rounds of {} ms per side; median rates\n",
+        args.plan.rounds,
+        args.plan.round.as_millis()
+    );
+    harness::print_header("aws-lc-rs");
+    let mut ratios = Vec::new();
+    for case in cases.iter_mut() {
+        if args.filter.as_deref().is_some_and(|f| !case.name.contains(f)) {
+            continue;
+        }
+        let outcome = harness::measure(case, args.plan);
+        harness::print_row(&case.name, &outcome);
+        ratios.push(outcome.ratio());
+    }
+    if !ratios.is_empty() {
+        let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "\n{} cases; ratio coffer/aws-lc-rs: geometric mean {geomean:.3}, lowest {min:.3}",
+            ratios.len()
+        );
+    }
+    Ok(())
+}
