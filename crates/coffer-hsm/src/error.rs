@@ -111,6 +111,10 @@ pub enum HsmError {
     /// The key cannot be wrapped or exported (CKA_EXTRACTABLE false, wrap-with-trusted).
     #[error("key unextractable: {0}")]
     KeyUnextractable(String),
+    /// The key may not be wrapped by this wrapping key (`CKA_WRAP_WITH_TRUSTED` without a
+    /// trusted wrapping key, or a mismatch with the wrapping key's `CKA_WRAP_TEMPLATE`).
+    #[error("key not wrappable: {0}")]
+    KeyNotWrappable(String),
     /// The action is prohibited by the object's policy (e.g. CKA_DESTROYABLE false).
     #[error("action prohibited: {0}")]
     ActionProhibited(String),
@@ -160,6 +164,7 @@ impl HsmError {
             Self::TemplateInconsistent(_) => CKR_TEMPLATE_INCONSISTENT,
             Self::KeyFunctionNotPermitted(_) => CKR_KEY_FUNCTION_NOT_PERMITTED,
             Self::KeyUnextractable(_) => CKR_KEY_UNEXTRACTABLE,
+            Self::KeyNotWrappable(_) => CKR_KEY_NOT_WRAPPABLE,
             Self::ActionProhibited(_) => CKR_ACTION_PROHIBITED,
             Self::LimitReached(_) => CKR_DEVICE_MEMORY,
             Self::SessionCount(_) => CKR_SESSION_COUNT,

@@ -18,7 +18,7 @@ impl Table {
 }
 
 /// The key of one record: which table, and the key within it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum RecordKey {
     Object(u64),
     User(String),
@@ -37,12 +37,21 @@ impl RecordKey {
 }
 
 /// One change in a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BatchOp {
     /// Inserts or replaces a record.
     Put(RecordKey, Vec<u8>),
     /// Removes a record; removing an absent record is not an error.
     Delete(RecordKey),
+}
+
+impl BatchOp {
+    /// The record this operation touches.
+    pub fn key(&self) -> &RecordKey {
+        match self {
+            Self::Put(key, _) | Self::Delete(key) => key,
+        }
+    }
 }
 
 /// Changes committed together: all of them, or (after a crash or an error) none.
@@ -56,6 +65,11 @@ impl Batch {
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A batch of these operations, in order.
+    pub fn from_ops(ops: impl IntoIterator<Item = BatchOp>) -> Self {
+        Self { ops: ops.into_iter().collect() }
     }
 
     /// Adds a put.
