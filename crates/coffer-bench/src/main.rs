@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]
+//! coffer-bench hsm [--max-objects N]
 //! ```
 #![forbid(unsafe_code)]
 
 mod core;
 mod harness;
+mod hsm;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ struct Args {
     suite: String,
     plan: Plan,
     filter: Option<String>,
+    max_objects: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -27,28 +30,31 @@ fn parse_args() -> Result<Args> {
     let suite = args.next().unwrap_or_else(|| "core".to_string());
     let mut plan = Plan { round: Duration::from_millis(200), rounds: 3 };
     let mut filter = None;
+    let mut max_objects = 1_000_000;
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--round-ms" => plan.round = Duration::from_millis(value()?.parse().context("--round-ms")?),
             "--rounds" => plan.rounds = value()?.parse().context("--rounds")?,
             "--filter" => filter = Some(value()?),
+            "--max-objects" => max_objects = value()?.parse().context("--max-objects")?,
             other => bail!(
-                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]"
+                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N]"
             ),
         }
     }
     if plan.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    Ok(Args { suite, plan, filter })
+    Ok(Args { suite, plan, filter, max_objects })
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
     match args.suite.as_str() {
         "core" => run_core(&args),
-        other => bail!("unknown suite {other}; suites: core"),
+        "hsm" => hsm::run(args.max_objects),
+        other => bail!("unknown suite {other}; suites: core, hsm"),
     }
 }
 
