@@ -116,6 +116,9 @@ pub struct ClusterInfo {
     pub objects: usize,
 }
 
+/// The most random bytes one `generate_random` call returns (1 MiB).
+pub const MAX_RANDOM_LEN: usize = 1 << 20;
+
 /// One node's HSM: applied state, sessions, module, domain key, key cache.
 #[derive(Debug)]
 pub struct Hsm {
@@ -806,10 +809,16 @@ impl Hsm {
         Ok(self.module.digest(hash, data)?)
     }
 
-    /// `C_GenerateRandom`: needs a session, not a login.
+    /// `C_GenerateRandom`: needs a session, not a login. At most [`MAX_RANDOM_LEN`] bytes a
+    /// call, so that one request cannot make the node allocate without bound.
     pub fn generate_random(&self, session: u64, len: usize) -> Result<Vec<u8>> {
         let role = self.session_role(session)?;
         permission::check(role, Operation::GenerateRandom)?;
+        if len > MAX_RANDOM_LEN {
+            return Err(HsmError::Crypto(coffer_crypto::CryptoError::DataLenRange(format!(
+                "at most {MAX_RANDOM_LEN} random bytes a call, not {len}"
+            ))));
+        }
         Ok(self.module.random(len)?)
     }
 

@@ -358,6 +358,11 @@ fn digest_random_and_derive() {
     let anonymous = node.hsm.open_session(5).expect("session");
     assert_eq!(node.hsm.generate_random(anonymous, 16).map(|r| r.len()), Ok(16));
     assert_eq!(node.hsm.generate_random(999, 16), Err(HsmError::SessionHandleInvalid(999)));
+    let too_long = node.hsm.generate_random(anonymous, coffer_hsm::ops::MAX_RANDOM_LEN + 1);
+    assert!(
+        matches!(too_long, Err(HsmError::Crypto(coffer_crypto::CryptoError::DataLenRange(_)))),
+        "{too_long:?}"
+    );
 
     let base_template = token_template("base").with(Attribute::bool(AttributeType::Derive, true));
     let p = node.hsm.prepare_generate_key(alice, &KeySpec::GenericSecret { len_bytes: 32 }, &base_template);
