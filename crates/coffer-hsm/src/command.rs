@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attribute::Template;
 use crate::error::{HsmError, Result};
+use crate::mtls::TrustAnchor;
 use crate::object::{Object, ObjectHandle};
 use crate::role::Role;
 
@@ -81,6 +82,13 @@ pub enum Command {
     Share { actor: Actor, handle: ObjectHandle, user: String, share: bool },
     /// The owner deletes a token object (`CN_TOMBSTONE_OBJECT`).
     DestroyObject { actor: Actor, handle: ObjectHandle },
+    /// An admin registers a client trust anchor for mutual TLS (`CN_CERT_AUTH_STORE_CERT`).
+    /// The node checked the certificate and computed its fingerprint.
+    RegisterTrustAnchor { actor: Actor, anchor: TrustAnchor },
+    /// An admin removes a client trust anchor, named by its fingerprint.
+    DeregisterTrustAnchor { actor: Actor, fingerprint: String },
+    /// An admin turns mandatory client certificates on or off.
+    SetMtlsEnforcement { actor: Actor, enforce: bool },
 }
 
 impl Command {
@@ -107,7 +115,10 @@ impl Command {
             | Self::CreateObjects { actor, .. }
             | Self::SetAttributes { actor, .. }
             | Self::Share { actor, .. }
-            | Self::DestroyObject { actor, .. } => actor.session,
+            | Self::DestroyObject { actor, .. }
+            | Self::RegisterTrustAnchor { actor, .. }
+            | Self::DeregisterTrustAnchor { actor, .. }
+            | Self::SetMtlsEnforcement { actor, .. } => actor.session,
         }
     }
 }

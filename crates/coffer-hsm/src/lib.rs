@@ -42,5 +42,7 @@ pub use machine::{Cluster, ClusterState, HsmState, Outcome};
 pub mod session;
 pub use session::{Session, SessionObject, Sessions};
 pub mod material;
+pub mod mtls;
+pub use mtls::{MtlsSettings, TrustAnchor};
 pub mod ops;
 pub use ops::{Hsm, KeyMaterial, LocalChange, Prepared};

@@ -31,6 +31,7 @@ use crate::command::{Actor, Command, CreateKind, LoginCheck};
 use crate::error::{HsmError, Result};
 use crate::journal::{Change, Journal, RecordKey};
 use crate::limits::{Limits, MIN_PBKDF2_ITERATIONS};
+use crate::mtls::{MtlsSettings, check_new_anchor, normalize_fingerprint};
 use crate::object::{Object, ObjectHandle};
 use crate::objects::Objects;
 use crate::permission::{self, Operation};
@@ -46,6 +47,8 @@ pub mod meta {
     pub const LIMITS: &str = "limits";
     /// The object table's next handle (handles are never reused).
     pub const NEXT_HANDLE: &str = "next_handle";
+    /// The client mutual-TLS settings ([`crate::MtlsSettings`]).
+    pub const MTLS: &str = "mtls";
 }
 
 /// Handles with this bit set name session objects; token objects never have it.
@@ -125,6 +128,8 @@ pub enum Outcome {
     ObjectDestroyed {
         handle: ObjectHandle,
     },
+    /// The client mTLS settings changed: every node reloads its TLS client verifier.
+    MtlsChanged,
 }
 
 /// One in-memory change, checked during planning.
@@ -132,6 +137,7 @@ pub enum Outcome {
 enum Mutation {
     PutCluster(Cluster),
     PutLimits(Limits),
+    PutMtls(MtlsSettings),
     PutUser(User),
     DeleteUser(String),
     InsertObject(Object),
@@ -187,6 +193,7 @@ pub struct HsmState {
     limits: Limits,
     users: BTreeMap<String, User>,
     objects: Objects,
+    mtls: MtlsSettings,
 }
 
 impl HsmState {
@@ -202,6 +209,7 @@ impl HsmState {
             limits,
             users: BTreeMap::new(),
             objects: Objects::with_max_objects(limits.max_objects as usize),
+            mtls: MtlsSettings::default(),
         })
     }
 
@@ -233,6 +241,11 @@ impl HsmState {
     /// The token objects.
     pub fn objects(&self) -> &Objects {
         &self.objects
+    }
+
+    /// The client mutual-TLS settings.
+    pub fn mtls(&self) -> &MtlsSettings {
+        &self.mtls
     }
 
     /// The current role of a user, if they exist.
@@ -274,6 +287,7 @@ impl HsmState {
                 meta::CLUSTER => state.cluster = decode(bytes, "cluster record")?,
                 meta::LIMITS => state.limits = decode(bytes, "limits record")?,
                 meta::NEXT_HANDLE => next_handle = decode(bytes, "next-handle record")?,
+                meta::MTLS => state.mtls = decode(bytes, "mtls record")?,
                 other => return Err(HsmError::SealedObjectInvalid(format!("unknown meta record {other:?}"))),
             }
         }
@@ -375,6 +389,11 @@ impl HsmState {
             Command::DestroyObject { actor, handle } => {
                 actor_audit(actor, Opcode::CN_TOMBSTONE_OBJECT, None, vec![handle.0])
             }
+            Command::RegisterTrustAnchor { actor, .. }
+            | Command::DeregisterTrustAnchor { actor, .. }
+            | Command::SetMtlsEnforcement { actor, .. } => {
+                actor_audit(actor, Opcode::CN_CERT_AUTH_STORE_CERT, None, vec![])
+            }
         }
     }
 
@@ -410,6 +429,40 @@ impl HsmState {
                 self.plan_share(audit, actor, *handle, user, *share)
             }
             Command::DestroyObject { actor, handle } => self.plan_destroy(audit, actor, *handle),
+            Command::RegisterTrustAnchor { actor, anchor } => self.plan_mtls(audit, actor, |mtls| {
+                check_new_anchor(mtls, anchor)?;
+                mtls.anchors.push(anchor.clone());
+                Ok(())
+            }),
+            Command::DeregisterTrustAnchor { actor, fingerprint } => self.plan_mtls(audit, actor, |mtls| {
+                let wanted = normalize_fingerprint(fingerprint)?;
+                let before = mtls.anchors.len();
+                mtls.anchors.retain(|a| a.fingerprint != wanted);
+                if mtls.anchors.len() == before {
+                    return Err(HsmError::AttributeValueInvalid(format!(
+                        "no client trust anchor with fingerprint {wanted} is registered"
+                    )));
+                }
+                if mtls.enforce && mtls.anchors.is_empty() {
+                    return Err(HsmError::ActionProhibited(
+                        "mutual TLS is enforced: the last trust anchor cannot be removed \
+                             (turn enforcement off first)"
+                            .into(),
+                    ));
+                }
+                Ok(())
+            }),
+            Command::SetMtlsEnforcement { actor, enforce } => self.plan_mtls(audit, actor, |mtls| {
+                if *enforce && mtls.anchors.is_empty() {
+                    return Err(HsmError::ActionProhibited(
+                        "register a client trust anchor before enforcing mutual TLS, \
+                         or every client would be refused"
+                            .into(),
+                    ));
+                }
+                mtls.enforce = *enforce;
+                Ok(())
+            }),
         }
     }
 
@@ -791,6 +844,22 @@ impl HsmState {
         Ok(audit.success(vec![Mutation::RemoveObject(handle)], Outcome::ObjectDestroyed { handle }))
     }
 
+    // ---- client mutual TLS -----------------------------------------------------------------
+
+    /// An admin changes the mTLS settings with `change`, on an ACTIVE cluster.
+    fn plan_mtls(
+        &self,
+        audit: &Audit<'_>,
+        actor: &Actor,
+        change: impl FnOnce(&mut MtlsSettings) -> Result<()>,
+    ) -> Result<Plan> {
+        self.require_cluster(&[ClusterState::Active])?;
+        self.authorize(actor, Operation::SetClusterSettings)?;
+        let mut mtls = self.mtls.clone();
+        change(&mut mtls)?;
+        Ok(audit.success(vec![Mutation::PutMtls(mtls)], Outcome::MtlsChanged))
+    }
+
     // ---- journal records and commit --------------------------------------------------------
 
     fn changes_for(&self, mutations: &[Mutation]) -> Result<Vec<Change>> {
@@ -804,6 +873,7 @@ impl HsmState {
                 Mutation::PutLimits(limits) => {
                     Change::Put(RecordKey::Meta(meta::LIMITS.into()), encode(limits)?)
                 }
+                Mutation::PutMtls(mtls) => Change::Put(RecordKey::Meta(meta::MTLS.into()), encode(mtls)?),
                 Mutation::PutUser(user) => Change::Put(RecordKey::User(user.name.clone()), encode(user)?),
                 Mutation::DeleteUser(name) => Change::Delete(RecordKey::User(name.clone())),
                 Mutation::InsertObject(object) => {
@@ -831,6 +901,7 @@ impl HsmState {
                 self.limits = limits;
                 self.objects.set_max_objects(limits.max_objects as usize);
             }
+            Mutation::PutMtls(mtls) => self.mtls = mtls,
             Mutation::PutUser(user) => {
                 self.users.insert(user.name.clone(), user);
             }

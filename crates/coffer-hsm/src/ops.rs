@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffer_audit::{Event, Opcode};
 use coffer_crypto::{
-    CipherMechanism, DeriveMechanism, Encrypted, HashAlg, Key, KeySpec, KeyType, Module, SignMechanism,
-    WrapMechanism,
+    CipherMechanism, CipherStream, DecryptStream, DeriveMechanism, Encrypted, HashAlg, Key, KeySpec, KeyType,
+    Module, SignMechanism, WrapMechanism,
 };
 use coffer_store::DomainKey;
 use zeroize::Zeroizing;
@@ -44,6 +44,7 @@ use crate::journal::Journal;
 use crate::limits::SessionLimits;
 use crate::machine::{ClusterState, HsmState, Outcome, SESSION_HANDLE_BIT, is_session_handle};
 use crate::material::{attach_material, key_facts, public_facts};
+use crate::mtls::{MtlsSettings, TrustAnchor, normalize_fingerprint};
 use crate::object::{Object, ObjectClass, ObjectHandle, Origin, Usage, key_type_from_code};
 use crate::permission::{self, Operation};
 use crate::role::{Role, user_type_of};
@@ -859,6 +860,90 @@ impl Hsm {
         check_wrap(wrapping.object(), target.object())?;
         let target_key = self.open(&target)?;
         Ok(self.module.wrap(&wrap_key, mechanism, &target_key)?)
+    }
+
+    /// `C_EncryptInit` for a multi-part encryption (AES mechanisms): the stream of a visible
+    /// key whose `CKA_ENCRYPT` allows it. The caller drives it with `update` and `finish`
+    /// without holding the HSM: a long stream does not block other requests.
+    pub fn encrypt_init(
+        &self,
+        session: u64,
+        handle: ObjectHandle,
+        mechanism: &CipherMechanism,
+    ) -> Result<CipherStream> {
+        let key = self.key_for(session, Operation::Encrypt, handle, Usage::Encrypt)?;
+        Ok(self.module.encrypt_init(&key, mechanism)?)
+    }
+
+    /// `C_DecryptInit` for a multi-part decryption (AES mechanisms), as
+    /// [`encrypt_init`](Self::encrypt_init) with `CKA_DECRYPT`.
+    pub fn decrypt_init(
+        &self,
+        session: u64,
+        handle: ObjectHandle,
+        mechanism: &CipherMechanism,
+    ) -> Result<DecryptStream> {
+        let key = self.key_for(session, Operation::Decrypt, handle, Usage::Decrypt)?;
+        Ok(self.module.decrypt_init(&key, mechanism)?)
+    }
+
+    // ---- client mutual TLS ------------------------------------------------------------------
+
+    /// `cluster mtls register-trust-anchor`: an admin registers a client trust anchor. The
+    /// node has parsed and checked the certificate and computed `fingerprint`.
+    pub fn prepare_register_trust_anchor(
+        &self,
+        session: u64,
+        fingerprint: &str,
+        certificate_pem: &str,
+    ) -> Result<Prepared> {
+        let actor = self.cluster_admin(session)?;
+        let anchor = TrustAnchor {
+            fingerprint: normalize_fingerprint(fingerprint)?,
+            certificate_pem: certificate_pem.to_owned(),
+        };
+        crate::mtls::check_new_anchor(self.state.mtls(), &anchor)?;
+        Ok(Prepared::Command(Command::RegisterTrustAnchor { actor, anchor }))
+    }
+
+    /// `cluster mtls deregister-trust-anchor`: an admin removes an anchor by fingerprint.
+    pub fn prepare_deregister_trust_anchor(&self, session: u64, fingerprint: &str) -> Result<Prepared> {
+        let actor = self.cluster_admin(session)?;
+        let fingerprint = normalize_fingerprint(fingerprint)?;
+        if self.state.mtls().anchor(&fingerprint).is_none() {
+            return Err(HsmError::AttributeValueInvalid(format!(
+                "no client trust anchor with fingerprint {fingerprint} is registered"
+            )));
+        }
+        Ok(Prepared::Command(Command::DeregisterTrustAnchor { actor, fingerprint }))
+    }
+
+    /// `cluster mtls set-enforcement`: an admin makes client certificates mandatory or not.
+    pub fn prepare_set_mtls_enforcement(&self, session: u64, enforce: bool) -> Result<Prepared> {
+        let actor = self.cluster_admin(session)?;
+        if enforce && self.state.mtls().anchors.is_empty() {
+            return Err(HsmError::ActionProhibited(
+                "register a client trust anchor before enforcing mutual TLS, or every client would be refused"
+                    .into(),
+            ));
+        }
+        Ok(Prepared::Command(Command::SetMtlsEnforcement { actor, enforce }))
+    }
+
+    /// The client mTLS settings: public certificates, readable on any session (as cluster
+    /// information is).
+    pub fn trust_anchors(&self, session: u64) -> Result<&MtlsSettings> {
+        let role = self.session_role(session)?;
+        permission::check(role, Operation::ClusterInfo)?;
+        Ok(self.state.mtls())
+    }
+
+    /// The caller of a cluster-settings change: an admin, on an ACTIVE cluster.
+    fn cluster_admin(&self, session: u64) -> Result<Actor> {
+        let (actor, role) = self.caller(session)?;
+        permission::check(Some(role), Operation::SetClusterSettings)?;
+        self.require_cluster(&[ClusterState::Active])?;
+        Ok(actor)
     }
 
     // ---- lookups --------------------------------------------------------------------------

@@ -131,6 +131,11 @@ impl Sessions {
         self.sessions.is_empty()
     }
 
+    /// Session objects held by all sessions (CloudHSM's `HsmKeysSessionOccupied`).
+    pub fn object_count(&self) -> usize {
+        self.sessions.values().map(Session::object_count).sum()
+    }
+
     /// Binds a user to a session after a successful login.
     pub fn bind_login(&mut self, handle: u64, user: &str) -> Result<()> {
         let session = self.get_mut(handle)?;

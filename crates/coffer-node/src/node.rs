@@ -1,0 +1,615 @@
+//! One node's state: the HSM behind a read-write lock, its journal, the session tokens, its
+//! keys and its TLS identity; and how requests reach the HSM.
+//!
+//! Concurrency follows `coffer_hsm::ops` ("How a node drives it"):
+//! - reads and crypto run under the read lock, concurrently;
+//! - a change is prepared under the read lock (permission checks, key generation, password
+//!   hashing: the slow parts), then submitted under the write lock with the journal, which
+//!   audits and persists it before memory changes. A refused prepare is audited with
+//!   `record_refusal`.
+//!
+//! Locks are always taken in the order HSM, then journal, then tokens is never held across
+//! either. All HSM work runs on tokio's blocking pool ([`Node::blocking`]), so a slow PBKDF2
+//! or RSA operation never stalls the reactor that serves other clients.
+//!
+//! Sessions: `OpenSession` opens an HSM session on this node and hands back a random 128-bit
+//! token, the capability the client presents on every call. Tokens are node-local (session
+//! objects live here and are never replicated). Sessions count against a limit per client
+//! address (the HSM's per-application limit, the application being the address), and one idle
+//! for longer than `limits.session_idle_secs` is closed by a timer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use coffer_audit::{AuditConfig as LogConfig, AuditLog, Opcode};
+use coffer_crypto::{CryptoError, Module};
+use coffer_hsm::{
+    ClusterState, Hsm, HsmError, HsmState, Limits as HsmLimits, Outcome, Prepared, SessionLimits,
+};
+use coffer_store::{KeyFileSeal, PassphraseSeal, SealProvider, Store, Table};
+use rustls::ServerConfig;
+use zeroize::Zeroizing;
+
+use crate::config::{NodeConfig, SealConfig};
+use crate::journal::NodeJournal;
+use crate::metrics::{Gauge, Metrics};
+use crate::node_keys::{NODE_META_PREFIX, NodeKeys};
+use crate::pki::{self, PkiError, SubjectAltName};
+use crate::tls::{self, ClientTrustAnchors, TlsError};
+
+/// Length of a session token.
+pub const TOKEN_LEN: usize = 16;
+
+/// Directory of the store inside the data directory.
+pub const STORE_DIR: &str = "store";
+/// The audit log inside the data directory.
+pub const AUDIT_LOG_FILE: &str = "audit.log";
+/// The audit public key (PEM) beside the audit log, for `coffer audit verify --key`.
+pub const AUDIT_PUBLIC_KEY_FILE: &str = "audit-public.pem";
+
+/// Why a request failed. [`crate::convert::status`] turns it into a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error("{0}")]
+    Pki(#[from] PkiError),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CryptoError> for NodeError {
+    fn from(e: CryptoError) -> Self {
+        Self::Hsm(HsmError::Crypto(e))
+    }
+}
+
+/// Why the node could not start: what failed, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct StartError {
+    pub what: String,
+    pub reason: String,
+}
+
+impl StartError {
+    pub(crate) fn new(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self { what: what.into(), reason: reason.to_string() }
+    }
+}
+
+/// One live session token.
+#[derive(Debug)]
+struct TokenEntry {
+    session: u64,
+    last_used: Instant,
+}
+
+/// The certificate the node presents, switched at initialisation.
+#[derive(Debug)]
+struct Presented {
+    config: Arc<ServerConfig>,
+    fingerprint: String,
+}
+
+/// One node.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    module: Module,
+    hsm: RwLock<Hsm>,
+    /// `None` once the node has shut down.
+    journal: Mutex<Option<NodeJournal>>,
+    tokens: Mutex<HashMap<[u8; TOKEN_LEN], TokenEntry>>,
+    keys: NodeKeys,
+    anchors: Arc<ClientTrustAnchors>,
+    presented: RwLock<Presented>,
+    bootstrap_fingerprint: String,
+    metrics: Arc<Metrics>,
+    audit_log: PathBuf,
+    audit_public_key: PathBuf,
+}
+
+/// The node's files in `data_dir`.
+pub fn audit_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    (data_dir.join(AUDIT_LOG_FILE), data_dir.join(AUDIT_PUBLIC_KEY_FILE))
+}
+
+impl Node {
+    /// Opens (or on the first start creates) the node's store, keys and audit log, and
+    /// rebuilds the HSM state from the store.
+    pub fn open(config: NodeConfig, metrics: Arc<Metrics>) -> Result<Node, StartError> {
+        let module = Module::power_on();
+        module.status().map_err(|e| StartError::new("crypto module self-test", e))?;
+        make_private_dir(&config.data_dir)?;
+        let store_dir = config.data_dir.join(STORE_DIR);
+        let first_start = !store_dir.join(coffer_store::SEALED_KEY_FILE).exists();
+        let seal = seal_provider(&config, &module, first_start)?;
+        let (store, domain) = if first_start {
+            Store::create(&store_dir, seal.as_ref(), &module)
+        } else {
+            Store::open(&store_dir, seal.as_ref(), &module)
+        }
+        .map_err(|e| StartError::new(format!("store {}", store_dir.display()), e))?;
+        let (keys, audit_key) = NodeKeys::load_or_create(&store, &domain, &module)
+            .map_err(|e| StartError::new("node keys", e))?;
+        let state = load_state(&store, &config)?;
+        let (audit_log, audit_public_key) = audit_paths(&config.data_dir);
+        write_public_key(&audit_public_key, &audit_key.public_key().to_pem())?;
+        let log_config = LogConfig {
+            checkpoint_every: config.audit.checkpoint_every_entries,
+            checkpoint_interval: config.audit.checkpoint_every,
+        };
+        let audit = AuditLog::open(&audit_log, &config.node_id, &module, audit_key, log_config)
+            .map_err(|e| StartError::new(format!("audit log {}", audit_log.display()), e))?;
+        let sessions = SessionLimits {
+            max_sessions_per_application: config.limits.max_sessions_per_client,
+            ..SessionLimits::default()
+        };
+        let hsm = Hsm::new(state, module.clone(), domain, sessions);
+        let anchors = ClientTrustAnchors::new(&module);
+        sync_anchors(&anchors, hsm.state().mtls());
+        let (bootstrap_der, bootstrap_fingerprint) =
+            pki::bootstrap_certificate(&keys.identity, &config.node_id)
+                .map_err(|e| StartError::new("bootstrap certificate", e))?;
+        let presented = if hsm.state().cluster().state == ClusterState::Uninitialized {
+            let config = tls::server_config(vec![bootstrap_der.into()], &keys.identity, anchors.clone())
+                .map_err(|e| StartError::new("TLS configuration", e))?;
+            Presented { config, fingerprint: bootstrap_fingerprint.clone() }
+        } else {
+            let cluster_pem = hsm.state().cluster().certificate_pem.clone().unwrap_or_default();
+            node_presented(&keys, &config, &cluster_pem, &anchors)
+                .map_err(|e| StartError::new("node certificate", e))?
+        };
+        let node = Node {
+            journal: Mutex::new(Some(NodeJournal::new(audit, store, metrics.clone()))),
+            hsm: RwLock::new(hsm),
+            tokens: Mutex::default(),
+            keys,
+            anchors,
+            presented: RwLock::new(presented),
+            bootstrap_fingerprint,
+            metrics,
+            audit_log,
+            audit_public_key,
+            module,
+            config,
+        };
+        node.refresh_gauges();
+        Ok(node)
+    }
+
+    // ---- accessors ---------------------------------------------------------------------------
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The crypto module.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The fingerprint of the self-signed certificate presented before initialisation.
+    pub fn bootstrap_fingerprint(&self) -> &str {
+        &self.bootstrap_fingerprint
+    }
+
+    /// The TLS configuration for the next handshake, and the fingerprint of its certificate.
+    pub fn presented(&self) -> (Arc<ServerConfig>, String) {
+        let presented = self.presented.read().unwrap_or_else(PoisonError::into_inner);
+        (presented.config.clone(), presented.fingerprint.clone())
+    }
+
+    /// The audit log and its public key (PEM).
+    pub fn audit_files(&self) -> (&Path, &Path) {
+        (&self.audit_log, &self.audit_public_key)
+    }
+
+    /// The node's keys and cluster id.
+    pub fn keys(&self) -> &NodeKeys {
+        &self.keys
+    }
+
+    /// The cluster's lifecycle state.
+    pub fn cluster_state(&self) -> ClusterState {
+        self.hsm().state().cluster().state
+    }
+
+    // ---- running work ------------------------------------------------------------------------
+
+    /// Runs `f` on the blocking pool: HSM work is CPU-bound (PBKDF2, RSA) and takes locks.
+    pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, NodeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Node) -> Result<T, NodeError> + Send + 'static,
+    {
+        let node = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&node))
+            .await
+            .map_err(|e| NodeError::Internal(format!("the request task failed: {e}")))?
+    }
+
+    /// The HSM for reading (concurrent with other readers).
+    pub fn hsm(&self) -> RwLockReadGuard<'_, Hsm> {
+        // apply() plans before it commits and commits infallibly, so a panic cannot leave the
+        // state half-changed: a poisoned lock is still consistent.
+        self.hsm.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn hsm_mut(&self) -> RwLockWriteGuard<'_, Hsm> {
+        self.hsm.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Option<NodeJournal>> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn tokens(&self) -> MutexGuard<'_, HashMap<[u8; TOKEN_LEN], TokenEntry>> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with the journal; fails closed once the node has shut down.
+    fn with_journal<T>(
+        &self,
+        f: impl FnOnce(&mut NodeJournal) -> coffer_hsm::Result<T>,
+    ) -> Result<T, NodeError> {
+        let mut journal = self.journal();
+        let journal =
+            journal.as_mut().ok_or_else(|| HsmError::JournalFailed("the node is shutting down".into()))?;
+        Ok(f(journal)?)
+    }
+
+    /// A change: `prepare` under the read lock, then submitted under the write lock with the
+    /// journal. A refused prepare is audited under `opcode`.
+    pub fn change(
+        &self,
+        session: u64,
+        opcode: Opcode,
+        prepare: impl FnOnce(&Hsm) -> coffer_hsm::Result<Prepared>,
+    ) -> Result<Outcome, NodeError> {
+        let prepared = prepare(&self.hsm());
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(refused) => return Err(self.refused(session, opcode, refused)),
+        };
+        let outcome = {
+            let mut hsm = self.hsm_mut();
+            self.with_journal(|journal| hsm.submit(prepared, journal))
+        };
+        self.refresh_gauges();
+        let outcome = outcome?;
+        if outcome == Outcome::MtlsChanged {
+            sync_anchors(&self.anchors, self.hsm().state().mtls());
+        }
+        Ok(outcome)
+    }
+
+    /// Audits a refused request; the refusal is the answer unless the audit itself failed.
+    pub fn refused(&self, session: u64, opcode: Opcode, refused: HsmError) -> NodeError {
+        let hsm = self.hsm();
+        match self.with_journal(|journal| hsm.record_refusal(journal, session, opcode, &refused)) {
+            Ok(()) => NodeError::Hsm(refused),
+            Err(audit_failed) => audit_failed,
+        }
+    }
+
+    /// Runs a journaled operation that is not a command (wrap, logout, close).
+    pub fn journaled<T>(
+        &self,
+        f: impl FnOnce(&mut Hsm, &mut NodeJournal) -> coffer_hsm::Result<T>,
+    ) -> Result<T, NodeError> {
+        let result = {
+            let mut hsm = self.hsm_mut();
+            self.with_journal(|journal| f(&mut hsm, journal))
+        };
+        self.refresh_gauges();
+        result
+    }
+
+    /// Runs a journaled read (wrap: audited, but it changes nothing) under the read lock.
+    pub fn read_journaled<T>(
+        &self,
+        f: impl FnOnce(&Hsm, &mut NodeJournal) -> coffer_hsm::Result<T>,
+    ) -> Result<T, NodeError> {
+        let hsm = self.hsm();
+        self.with_journal(|journal| f(&hsm, journal))
+    }
+
+    /// Updates the HSM gauges (sessions, keys, users).
+    pub fn refresh_gauges(&self) {
+        let hsm = self.hsm();
+        let state = hsm.state();
+        let max_users = i64::from(state.limits().max_users);
+        let users = i64::try_from(state.users().count()).unwrap_or(i64::MAX);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.set(Gauge::SessionCount, count(hsm.sessions().len()));
+        self.metrics.set(Gauge::KeysSessionOccupied, count(hsm.sessions().object_count()));
+        self.metrics.set(Gauge::KeysTokenOccupied, count(state.objects().len()));
+        self.metrics.set(Gauge::UsersMax, max_users);
+        self.metrics.set(Gauge::UsersAvailable, max_users - users);
+    }
+
+    // ---- sessions ----------------------------------------------------------------------------
+
+    /// Opens a session for a client at `peer`; returns its token.
+    pub fn open_session(&self, peer: IpAddr) -> Result<[u8; TOKEN_LEN], NodeError> {
+        let mut token = [0u8; TOKEN_LEN];
+        self.module.fill_random(&mut token)?;
+        let session = self.hsm_mut().open_session(application_of(peer))?;
+        self.tokens().insert(token, TokenEntry { session, last_used: Instant::now() });
+        self.refresh_gauges();
+        Ok(token)
+    }
+
+    /// The session a token names (and marks it used).
+    pub fn session(&self, token: &[u8]) -> Result<u64, NodeError> {
+        let token: [u8; TOKEN_LEN] = token.try_into().map_err(|_| HsmError::SessionHandleInvalid(0))?;
+        let mut tokens = self.tokens();
+        let entry = tokens.get_mut(&token).ok_or(HsmError::SessionHandleInvalid(0))?;
+        entry.last_used = Instant::now();
+        Ok(entry.session)
+    }
+
+    /// Closes the session a token names; the token stops working at once.
+    pub fn close_session(&self, token: &[u8]) -> Result<(), NodeError> {
+        let key: [u8; TOKEN_LEN] = token.try_into().map_err(|_| HsmError::SessionHandleInvalid(0))?;
+        let entry = self.tokens().remove(&key).ok_or(HsmError::SessionHandleInvalid(0))?;
+        self.journaled(|hsm, journal| hsm.close_session(entry.session, journal))
+    }
+
+    /// Closes every session idle for longer than the configured time; returns how many.
+    pub fn expire_idle_sessions(&self) -> usize {
+        let idle = self.config.limits.session_idle;
+        let expired: Vec<u64> = {
+            let mut tokens = self.tokens();
+            let now = Instant::now();
+            let mut gone = Vec::new();
+            tokens.retain(|_, entry| {
+                let keep = now.duration_since(entry.last_used) < idle;
+                if !keep {
+                    gone.push(entry.session);
+                }
+                keep
+            });
+            gone
+        };
+        for session in &expired {
+            // A session the HSM already dropped (a deleted user's) is simply gone.
+            let _ = self.journaled(|hsm, journal| hsm.close_session(*session, journal));
+        }
+        expired.len()
+    }
+
+    /// The user logged in on a session, if any.
+    pub fn session_user(&self, session: u64) -> Result<Option<String>, NodeError> {
+        Ok(self.hsm().sessions().get(session)?.user().map(str::to_owned))
+    }
+
+    // ---- lifecycle ---------------------------------------------------------------------------
+
+    /// The cluster CSR (PEM), while UNINITIALIZED.
+    pub fn cluster_csr(&self) -> Result<String, NodeError> {
+        let state = self.cluster_state();
+        if state != ClusterState::Uninitialized {
+            return Err(HsmError::ClusterState(format!(
+                "the cluster is {}; its CSR is handed out only while UNINITIALIZED",
+                state.name()
+            ))
+            .into());
+        }
+        Ok(pki::cluster_csr(&self.keys.cluster, &self.keys.cluster_id)?)
+    }
+
+    /// InitializeCluster: checks the signed certificate and the anchor, issues this node's
+    /// certificate from the cluster key, records the initialisation, and presents the new
+    /// certificate from the next handshake on.
+    pub fn initialize(&self, signed_cert_pem: &str, trust_anchor_pem: &str) -> Result<(), NodeError> {
+        let state = self.cluster_state();
+        if state != ClusterState::Uninitialized {
+            let refused = HsmError::ClusterState(format!("the cluster is {} already", state.name()));
+            return Err(self.refused(0, Opcode::CN_INIT_TOKEN, refused));
+        }
+        let csr_key = self.keys.cluster.public_key().spki_der().to_vec();
+        let valid = pki::validate_initialization(&csr_key, signed_cert_pem, trust_anchor_pem)?;
+        // Everything that can fail for want of a good certificate fails before the state
+        // changes, so a refused initialisation leaves the node UNINITIALIZED.
+        let presented = node_presented(&self.keys, &self.config, &valid.cluster_cert_pem, &self.anchors)?;
+        self.change(0, Opcode::CN_INIT_TOKEN, |hsm| {
+            hsm.prepare_initialize(&valid.cluster_cert_pem, &valid.trust_anchor_pem)
+        })?;
+        *self.presented.write().unwrap_or_else(PoisonError::into_inner) = presented;
+        Ok(())
+    }
+
+    // ---- background ------------------------------------------------------------------------
+
+    /// The periodic housekeeping: idle sessions, the audit checkpoint timer, health.
+    pub fn housekeeping(&self) {
+        self.expire_idle_sessions();
+        let audit = self.with_journal(|journal| {
+            journal.checkpoint_if_due().map_err(|e| HsmError::JournalFailed(e.0))?;
+            Ok(journal.audit_usable())
+        });
+        match (self.module.status(), audit) {
+            (Err(e), _) => self.metrics.set_unhealthy(format!("the crypto module is in error: {e}")),
+            (_, Err(e)) => self.metrics.set_unhealthy(e.to_string()),
+            (_, Ok(false)) => self.metrics.set_unhealthy("the audit log cannot be written"),
+            (Ok(()), Ok(true)) => self.metrics.set_healthy(),
+        }
+    }
+
+    /// Shuts the node down: closes every session (audited), writes the audit log's closing
+    /// checkpoint and closes the store. Later requests fail closed.
+    pub fn close(&self) -> Result<(), StartError> {
+        let sessions: Vec<u64> = self.tokens().drain().map(|(_, e)| e.session).collect();
+        for session in sessions {
+            let _ = self.journaled(|hsm, journal| hsm.close_session(session, journal));
+        }
+        let journal = self.journal().take();
+        match journal {
+            Some(journal) => journal.close().map_err(|e| StartError::new("audit log", e.0)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The per-client-address application id the HSM counts sessions by. An IPv4-mapped IPv6
+/// address counts as the IPv4 address it carries.
+fn application_of(ip: IpAddr) -> u64 {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => u64::from(v4.to_bits()),
+        // Fold the address; two addresses sharing a fold share one limit, which is harmless.
+        IpAddr::V6(v6) => {
+            let bits = v6.to_bits();
+            ((bits >> 64) as u64 ^ bits as u64) | (1 << 63)
+        }
+    }
+}
+
+/// Brings the TLS client anchors in line with the replicated settings. An anchor that no
+/// longer passes the checks (expired) is left out: its clients are refused, which is safe.
+fn sync_anchors(anchors: &ClientTrustAnchors, settings: &coffer_hsm::MtlsSettings) {
+    for fingerprint in anchors.fingerprints() {
+        if settings.anchor(&fingerprint).is_none() {
+            let _ = anchors.deregister(&fingerprint);
+        }
+    }
+    let registered = anchors.fingerprints();
+    for anchor in &settings.anchors {
+        if !registered.iter().any(|f| f.eq_ignore_ascii_case(&anchor.fingerprint)) {
+            let _ = anchors.register(&anchor.certificate_pem);
+        }
+    }
+    anchors.set_enforcement(settings.enforce);
+}
+
+/// This node's certificate issued by the cluster key, as a TLS configuration (chain: node
+/// certificate, cluster certificate).
+fn node_presented(
+    keys: &NodeKeys,
+    config: &NodeConfig,
+    cluster_cert_pem: &str,
+    anchors: &Arc<ClientTrustAnchors>,
+) -> Result<Presented, NodeError> {
+    let ip = config.listen.ip();
+    let ip = if ip.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { ip };
+    let sans = [SubjectAltName::Ip(ip), SubjectAltName::Dns("localhost".into())];
+    let node_pem = pki::issue_node_certificate(
+        &keys.cluster,
+        cluster_cert_pem,
+        keys.identity.public_key(),
+        &config.node_id,
+        &sans,
+    )?;
+    let mut chain = tls::certificates_from_pem(&node_pem)?;
+    chain.extend(tls::certificates_from_pem(cluster_cert_pem)?);
+    let fingerprint = pki::fingerprint(keys.identity.module(), &chain[0])?;
+    let config = tls::server_config(chain, &keys.identity, anchors.clone())?;
+    Ok(Presented { config, fingerprint })
+}
+
+/// The seal provider the configuration names. A key file is made on the first start if it
+/// does not exist yet; later, a missing key file is an error (it is the only way in).
+fn seal_provider(
+    config: &NodeConfig,
+    module: &Module,
+    first_start: bool,
+) -> Result<Box<dyn SealProvider>, StartError> {
+    match &config.seal {
+        SealConfig::PassphraseFile(path) => {
+            let what = || format!("seal.passphrase_file {}", path.display());
+            let text = Zeroizing::new(std::fs::read(path).map_err(|e| StartError::new(what(), e))?);
+            // A trailing newline is the editor's, not the passphrase's.
+            let end = text.iter().rposition(|b| *b != b'\n' && *b != b'\r').map_or(0, |i| i + 1);
+            let seal = PassphraseSeal::new(&text[..end])
+                .and_then(|s| s.with_iterations(config.pbkdf2_iterations))
+                .map_err(|e| StartError::new(what(), e))?;
+            Ok(Box::new(seal))
+        }
+        SealConfig::KeyFile(path) => {
+            let what = || format!("seal.key_file {}", path.display());
+            let seal = if first_start && !path.exists() {
+                KeyFileSeal::create(path, module)
+            } else {
+                KeyFileSeal::open(path)
+            };
+            Ok(Box::new(seal.map_err(|e| StartError::new(what(), e))?))
+        }
+    }
+}
+
+/// The HSM state rebuilt from the store's records (the node's own records left out).
+fn load_state(store: &Store, config: &NodeConfig) -> Result<HsmState, StartError> {
+    let read = |table| store.iter(table).map_err(|e| StartError::new("store", e));
+    let mut users = Vec::new();
+    let mut objects = Vec::new();
+    let mut meta = Vec::new();
+    for (key, bytes) in read(Table::Users)?.into_iter().chain(read(Table::Objects)?).chain(read(Table::Meta)?)
+    {
+        match key {
+            coffer_hsm::RecordKey::User(name) => users.push((name, bytes)),
+            coffer_hsm::RecordKey::Object(handle) => objects.push((handle, bytes)),
+            coffer_hsm::RecordKey::Meta(name) if name.starts_with(NODE_META_PREFIX) => {}
+            coffer_hsm::RecordKey::Meta(name) => meta.push((name, bytes)),
+        }
+    }
+    let limits = HsmLimits {
+        pbkdf2_iterations: config.pbkdf2_iterations.max(coffer_hsm::limits::MIN_PBKDF2_ITERATIONS),
+        ..HsmLimits::default()
+    };
+    HsmState::from_records(&users, &objects, &meta, limits)
+        .map_err(|e| StartError::new("stored HSM state", e))
+}
+
+/// Creates the data directory (mode 0700) if needed.
+fn make_private_dir(dir: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let what = || format!("data_dir {}", dir.display());
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StartError::new(what(), e))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| StartError::new(what(), e))?;
+    if !meta.is_dir() {
+        return Err(StartError::new(what(), "not a directory"));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StartError::new(what(), e))?;
+    }
+    Ok(())
+}
+
+/// Writes the audit public key (public: readable by the operator who verifies the log).
+fn write_public_key(path: &Path, pem: &str) -> Result<(), StartError> {
+    let tmp = path.with_extension("pem.tmp");
+    std::fs::write(&tmp, pem)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| StartError::new(format!("audit public key {}", path.display()), e))
+}
+
+/// How often housekeeping runs.
+pub fn housekeeping_interval(config: &NodeConfig) -> Duration {
+    (config.limits.session_idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(5))
+}

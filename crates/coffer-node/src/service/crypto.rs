@@ -1,0 +1,86 @@
+//! One-shot cryptography: sign, verify, encrypt, decrypt, digest, random. These run under
+//! the HSM's read lock, concurrently, and are not audited (CloudHSM does not either).
+
+use std::sync::Arc;
+
+use coffer_hsm::ObjectHandle;
+use coffer_proto::v1;
+
+use crate::convert;
+use crate::node::{Node, NodeError};
+
+pub(super) async fn sign(node: &Arc<Node>, request: v1::SignRequest) -> Result<v1::SignResponse, NodeError> {
+    let mechanism = convert::sign_mechanism(request.mechanism)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        let signature = node.hsm().sign(session, ObjectHandle(request.key), &mechanism, &request.data)?;
+        Ok(v1::SignResponse { signature })
+    })
+    .await
+}
+
+pub(super) async fn verify(node: &Arc<Node>, request: v1::VerifyRequest) -> Result<v1::Empty, NodeError> {
+    let mechanism = convert::sign_mechanism(request.mechanism)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        node.hsm().verify(
+            session,
+            ObjectHandle(request.key),
+            &mechanism,
+            &request.data,
+            &request.signature,
+        )?;
+        Ok(v1::Empty {})
+    })
+    .await
+}
+
+pub(super) async fn encrypt(
+    node: &Arc<Node>,
+    request: v1::CipherRequest,
+) -> Result<v1::CipherResponse, NodeError> {
+    let mechanism = convert::cipher_mechanism(request.mechanism)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        let out = node.hsm().encrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
+        Ok(v1::CipherResponse { data: out.data, generated_iv: out.generated_iv.unwrap_or_default() })
+    })
+    .await
+}
+
+pub(super) async fn decrypt(
+    node: &Arc<Node>,
+    request: v1::CipherRequest,
+) -> Result<v1::CipherResponse, NodeError> {
+    let mechanism = convert::cipher_mechanism(request.mechanism)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        let plain = node.hsm().decrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
+        Ok(v1::CipherResponse { data: plain.to_vec(), generated_iv: Vec::new() })
+    })
+    .await
+}
+
+pub(super) async fn digest(
+    node: &Arc<Node>,
+    request: v1::DigestRequest,
+) -> Result<v1::DigestResponse, NodeError> {
+    let hash = convert::hash_from_wire(request.hash)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        Ok(v1::DigestResponse { digest: node.hsm().digest(session, hash, &request.data)? })
+    })
+    .await
+}
+
+pub(super) async fn generate_random(
+    node: &Arc<Node>,
+    request: v1::GenerateRandomRequest,
+) -> Result<v1::GenerateRandomResponse, NodeError> {
+    let len = convert::bounded_len(request.length, node.config().limits.max_message_bytes, "random output")?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        Ok(v1::GenerateRandomResponse { data: node.hsm().generate_random(session, len)? })
+    })
+    .await
+}
