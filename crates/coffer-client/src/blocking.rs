@@ -1,0 +1,355 @@
+//! The same API without async: [`Client`] and [`Session`] run the async ones on a private
+//! Tokio runtime (one worker thread). Usable from plain threads, several at once; not from
+//! inside an async runtime (that is refused with [`ClientError::InvalidUse`] rather than a
+//! panic; use [`crate::Client`] there).
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use coffer_proto::v1;
+use tokio::runtime::Runtime;
+
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::session::{Direction, Feed, STREAM_CHUNK};
+
+/// The private runtime. Shut down in the background when the last handle goes, so that
+/// dropping a blocking client never blocks nor panics (even inside an async context).
+#[derive(Debug)]
+struct Rt(Option<Runtime>);
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Rt {
+    fn new() -> Result<Arc<Rt>, ClientError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("coffer-client")
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::InvalidUse(format!("cannot start the client's runtime: {e}")))?;
+        Ok(Arc::new(Rt(Some(runtime))))
+    }
+
+    fn runtime(&self) -> Result<&Runtime, ClientError> {
+        self.0.as_ref().ok_or_else(|| ClientError::InvalidUse("the client's runtime is shut down".into()))
+    }
+
+    fn run<F: Future>(&self, future: F) -> Result<F::Output, ClientError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(ClientError::InvalidUse(
+                "the blocking client was called from inside an async runtime; use coffer_client::Client there"
+                    .into(),
+            ));
+        }
+        Ok(self.runtime()?.block_on(future))
+    }
+}
+
+/// Blocking [`crate::Client`]. Cheap to clone; `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: crate::Client,
+    rt: Arc<Rt>,
+}
+
+impl Client {
+    /// As [`crate::Client::connect`].
+    pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+        let rt = Rt::new()?;
+        let inner = rt.run(crate::Client::connect(config))??;
+        Ok(Client { inner, rt })
+    }
+
+    /// The async client underneath.
+    pub fn as_async(&self) -> &crate::Client {
+        &self.inner
+    }
+
+    /// As [`crate::Client::endpoints`].
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner.endpoints()
+    }
+
+    /// As [`crate::Client::for_endpoint`].
+    pub fn for_endpoint(&self, endpoint: &str) -> Result<Client, ClientError> {
+        Ok(Client { inner: self.inner.for_endpoint(endpoint)?, rt: self.rt.clone() })
+    }
+
+    /// As [`crate::Client::cluster_info`].
+    pub fn cluster_info(&self) -> Result<v1::ClusterInfo, ClientError> {
+        self.rt.run(self.inner.cluster_info())?
+    }
+
+    /// As [`crate::Client::cluster_csr`].
+    pub fn cluster_csr(&self) -> Result<String, ClientError> {
+        self.rt.run(self.inner.cluster_csr())?
+    }
+
+    /// As [`crate::Client::initialize_cluster`].
+    pub fn initialize_cluster(
+        &self,
+        signed_cert_pem: &str,
+        trust_anchor_pem: &str,
+    ) -> Result<v1::ClusterInfo, ClientError> {
+        self.rt.run(self.inner.initialize_cluster(signed_cert_pem, trust_anchor_pem))?
+    }
+
+    /// As [`crate::Client::open_session`].
+    pub fn open_session(&self) -> Result<Session, ClientError> {
+        let inner = self.rt.run(self.inner.open_session())??;
+        Ok(Session { inner, rt: self.rt.clone() })
+    }
+}
+
+/// Blocking [`crate::Session`]. `Send + Sync`: share it between threads with an `Arc`.
+#[derive(Debug)]
+pub struct Session {
+    inner: crate::Session,
+    rt: Arc<Rt>,
+}
+
+macro_rules! blocking_rpcs {
+    ($($name:ident($req:ident) -> $resp:ident;)*) => {
+        impl Session {
+            $(
+                #[doc = concat!("As [`crate::Session::", stringify!($name), "`].")]
+                pub fn $name(&self, request: v1::$req) -> Result<v1::$resp, ClientError> {
+                    self.rt.run(self.inner.$name(request))?
+                }
+            )*
+        }
+    };
+}
+
+blocking_rpcs! {
+    login(LoginRequest) -> LoginResponse;
+    create_user(CreateUserRequest) -> UserInfo;
+    delete_user(DeleteUserRequest) -> Empty;
+    change_password(ChangePasswordRequest) -> Empty;
+    generate_key(GenerateKeyRequest) -> ObjectHandles;
+    generate_key_pair(GenerateKeyPairRequest) -> KeyPairHandles;
+    import_key(ImportKeyRequest) -> ObjectHandles;
+    find_objects(FindObjectsRequest) -> ObjectHandles;
+    get_attributes(GetAttributesRequest) -> GetAttributesResponse;
+    set_attributes(SetAttributesRequest) -> Empty;
+    share_key(ShareKeyRequest) -> KeyUsers;
+    unshare_key(ShareKeyRequest) -> KeyUsers;
+    get_key_users(KeyRequest) -> KeyUsers;
+    destroy_object(KeyRequest) -> Empty;
+    export_public_key(KeyRequest) -> ExportPublicKeyResponse;
+    wrap_key(WrapKeyRequest) -> WrapKeyResponse;
+    unwrap_key(UnwrapKeyRequest) -> ObjectHandles;
+    derive_key(DeriveKeyRequest) -> ObjectHandles;
+    sign(SignRequest) -> SignResponse;
+    verify(VerifyRequest) -> Empty;
+    encrypt(CipherRequest) -> CipherResponse;
+    decrypt(CipherRequest) -> CipherResponse;
+    digest(DigestRequest) -> DigestResponse;
+    generate_random(GenerateRandomRequest) -> GenerateRandomResponse;
+    register_trust_anchor(RegisterTrustAnchorRequest) -> TrustAnchors;
+    deregister_trust_anchor(DeregisterTrustAnchorRequest) -> TrustAnchors;
+    set_mtls_enforcement(SetMtlsEnforcementRequest) -> TrustAnchors;
+}
+
+impl Session {
+    /// The async session underneath.
+    pub fn as_async(&self) -> &crate::Session {
+        &self.inner
+    }
+
+    /// As [`crate::Session::token`].
+    pub fn token(&self) -> &[u8] {
+        self.inner.token()
+    }
+
+    /// As [`crate::Session::endpoint`].
+    pub fn endpoint(&self) -> &str {
+        self.inner.endpoint()
+    }
+
+    /// As [`crate::Session::logout`].
+    pub fn logout(&self) -> Result<v1::Empty, ClientError> {
+        self.rt.run(self.inner.logout())?
+    }
+
+    /// As [`crate::Session::list_users`].
+    pub fn list_users(&self) -> Result<v1::ListUsersResponse, ClientError> {
+        self.rt.run(self.inner.list_users())?
+    }
+
+    /// As [`crate::Session::list_trust_anchors`].
+    pub fn list_trust_anchors(&self) -> Result<v1::TrustAnchors, ClientError> {
+        self.rt.run(self.inner.list_trust_anchors())?
+    }
+
+    /// As [`crate::Session::close`].
+    pub fn close(&self) -> Result<(), ClientError> {
+        self.rt.run(self.inner.close())?
+    }
+
+    /// As [`crate::Session::login_as`].
+    pub fn login_as(
+        &self,
+        username: &str,
+        role: v1::Role,
+        password: &[u8],
+    ) -> Result<v1::LoginResponse, ClientError> {
+        self.rt.run(self.inner.login_as(username, role, password))?
+    }
+
+    /// As [`crate::Session::create_user_as`].
+    pub fn create_user_as(
+        &self,
+        username: &str,
+        role: v1::Role,
+        password: &[u8],
+    ) -> Result<v1::UserInfo, ClientError> {
+        self.rt.run(self.inner.create_user_as(username, role, password))?
+    }
+
+    /// As [`crate::Session::change_password_of`].
+    pub fn change_password_of(&self, username: &str, new_password: &[u8]) -> Result<(), ClientError> {
+        self.rt.run(self.inner.change_password_of(username, new_password))?
+    }
+
+    /// As [`crate::Session::random_bytes`].
+    pub fn random_bytes(&self, length: u32) -> Result<Vec<u8>, ClientError> {
+        self.rt.run(self.inner.random_bytes(length))?
+    }
+
+    /// `EncryptStream` from `input` to `output`, in [`STREAM_CHUNK`] pieces; returns the IV the
+    /// node generated (AES-GCM with `generate_iv`), else an empty vector. A read or write
+    /// error cancels the call.
+    pub fn encrypt_stream<R, W>(
+        &self,
+        key: u64,
+        mechanism: v1::CipherMechanism,
+        input: R,
+        output: &mut W,
+    ) -> Result<Vec<u8>, ClientError>
+    where
+        R: Read + Send + 'static,
+        W: Write + ?Sized,
+    {
+        self.cipher_stream(Direction::Encrypt, key, mechanism, input, output)
+    }
+
+    /// `DecryptStream` from `input` to `output`, as [`encrypt_stream`](Self::encrypt_stream).
+    pub fn decrypt_stream<R, W>(
+        &self,
+        key: u64,
+        mechanism: v1::CipherMechanism,
+        input: R,
+        output: &mut W,
+    ) -> Result<Vec<u8>, ClientError>
+    where
+        R: Read + Send + 'static,
+        W: Write + ?Sized,
+    {
+        self.cipher_stream(Direction::Decrypt, key, mechanism, input, output)
+    }
+
+    fn cipher_stream<R, W>(
+        &self,
+        direction: Direction,
+        key: u64,
+        mechanism: v1::CipherMechanism,
+        input: R,
+        output: &mut W,
+    ) -> Result<Vec<u8>, ClientError>
+    where
+        R: Read + Send + 'static,
+        W: Write + ?Sized,
+    {
+        let handle = self.rt.runtime()?.handle().clone();
+        let (feed, tx, err_tx) = Feed::channel();
+        // A plain thread reads the (blocking) input and hands chunks to the runtime.
+        std::thread::Builder::new()
+            .name("coffer-client-input".into())
+            .spawn(move || read_input(input, tx, err_tx, handle))
+            .map_err(|e| ClientError::Io(format!("cannot start the input thread: {e}")))?;
+        let mut stream = self.rt.run(self.inner.cipher_stream(direction, key, mechanism, feed))??;
+        while let Some(chunk) = self.rt.run(stream.next_chunk())?? {
+            output
+                .write_all(&chunk)
+                .map_err(|e| ClientError::Io(format!("writing the output failed: {e}")))?;
+        }
+        output.flush().map_err(|e| ClientError::Io(format!("writing the output failed: {e}")))?;
+        Ok(stream.generated_iv().to_vec())
+    }
+}
+
+/// Reads `input` in chunks into the feed. On a read error it reports the error and keeps the
+/// feed open until the call is dropped, so the node sees a cancelled call, not a short input.
+fn read_input<R: Read>(
+    mut input: R,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    err_tx: tokio::sync::oneshot::Sender<ClientError>,
+    handle: tokio::runtime::Handle,
+) {
+    loop {
+        let mut chunk = vec![0u8; STREAM_CHUNK];
+        match read_full(&mut input, &mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                if tx.blocking_send(chunk).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = err_tx.send(ClientError::Io(format!("reading the input failed: {e}")));
+                handle.block_on(tx.closed());
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the input ends, retrying interrupted reads.
+fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_calls_inside_a_runtime_are_refused_not_panicking() {
+        let rt = Rt::new().unwrap();
+        let outer = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let result = outer.block_on(async { rt.run(async { 1 }) });
+        assert!(matches!(result, Err(ClientError::InvalidUse(_))), "{result:?}");
+        // And dropping the private runtime inside an async context does not panic either.
+        outer.block_on(async move { drop(rt) });
+    }
+
+    #[test]
+    fn read_full_fills_or_ends() {
+        let data = [7u8; 10];
+        let mut buf = [0u8; 4];
+        let mut reader = &data[..];
+        assert_eq!(read_full(&mut reader, &mut buf).unwrap(), 4);
+        let mut big = [0u8; 100];
+        assert_eq!(read_full(&mut reader, &mut big).unwrap(), 6);
+        assert_eq!(read_full(&mut reader, &mut big).unwrap(), 0);
+    }
+}

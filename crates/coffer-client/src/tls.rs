@@ -1,0 +1,227 @@
+//! TLS 1.3 to the nodes with rustls on aws-lc-rs: how the client trusts a node (its trust
+//! anchor, or a pinned certificate before the cluster is initialised), the client certificate
+//! it presents, and the connector that gives tonic an established TLS stream.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use coffer_crypto::{HashAlg, Module};
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tonic::transport::Uri;
+use zeroize::Zeroizing;
+
+use crate::config::{ClientConfig, parse_fingerprint};
+use crate::error::ClientError;
+
+/// The ALPN protocol of gRPC.
+const ALPN_H2: &[u8] = b"h2";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The rustls client configuration the client configuration describes: TLS 1.3 only, ALPN
+/// `h2`, the node verified against the trust anchor (or, without one, the pinned fingerprint),
+/// and the client certificate presented when configured.
+pub(crate) fn rustls_config(config: &ClientConfig) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Protocol(format!("TLS 1.3 with aws-lc-rs: {e}")))?;
+    let builder = match (&config.trust_anchor, &config.server_fingerprint) {
+        (Some(anchor), _) => builder.with_root_certificates(root_store(anchor)?),
+        (None, Some(fingerprint)) => {
+            let verifier = PinnedServerVerifier::new(fingerprint)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        (None, None) => {
+            return Err(ClientError::Config {
+                path: Default::default(),
+                key: "trust_anchor".into(),
+                reason: "missing: a node is never trusted unverified; set trust_anchor or server_fingerprint"
+                    .into(),
+            });
+        }
+    };
+    let mut tls = match (&config.client_cert, &config.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = certificates(cert)?;
+            let key_der = private_key(key)?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| ClientError::Credentials {
+                path: key.clone(),
+                reason: format!("does not go with {}: {e}", cert.display()),
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(tls))
+}
+
+/// A root store of every certificate in the trust anchor file.
+fn root_store(path: &Path) -> Result<RootCertStore, ClientError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(path)? {
+        roots.add(cert).map_err(|e| ClientError::Credentials {
+            path: path.to_path_buf(),
+            reason: format!("not usable as a trust anchor: {e}"),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The certificates of a PEM file; an error when it has none.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let bad = |reason: String| ClientError::Credentials { path: path.to_path_buf(), reason };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file. The file's bytes are wiped after parsing.
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
+    let bad = |reason: String| ClientError::Credentials { path: path.to_path_buf(), reason };
+    let pem = Zeroizing::new(std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?);
+    // The parser's error names the PEM section, never the key bytes.
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| bad(format!("holds no usable PEM private key: {e}")))
+}
+
+/// Accepts exactly one server certificate, named by its SHA-256 fingerprint: the bootstrap
+/// certificate of a node that is not initialised yet. The handshake signature is still checked
+/// against that certificate's key by the provider, so pinning replaces only the chain of trust,
+/// not the proof that the node holds the key.
+#[derive(Debug)]
+struct PinnedServerVerifier {
+    module: Module,
+    fingerprint: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinnedServerVerifier {
+    fn new(fingerprint: &str) -> Result<Self, ClientError> {
+        let fingerprint = parse_fingerprint(fingerprint).map_err(|reason| ClientError::Config {
+            path: Default::default(),
+            key: "server_fingerprint".into(),
+            reason,
+        })?;
+        Ok(PinnedServerVerifier { module: Module::power_on(), fingerprint, provider: provider() })
+    }
+}
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let seen = self
+            .module
+            .digest(HashAlg::Sha256, end_entity.as_ref())
+            .map_err(|e| rustls::Error::General(format!("cannot fingerprint the certificate: {e}")))?;
+        if seen.as_slice() == self.fingerprint.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Opens TCP to one node and runs the TLS handshake, for tonic's channel (which calls it
+/// again to reconnect). The URI tonic passes is ignored: the address and the name the
+/// certificate must carry are fixed per node.
+#[derive(Clone)]
+pub(crate) struct NodeConnector {
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for NodeConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConnector")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeConnector {
+    /// A connector to `host:port` that checks the node's certificate for `host` (an IP address
+    /// or a DNS name).
+    pub(crate) fn new(host: &str, port: u16, tls: Arc<rustls::ClientConfig>) -> Result<Self, ClientError> {
+        let server_name = ServerName::try_from(host.to_owned()).map_err(|e| ClientError::Config {
+            path: Default::default(),
+            key: "endpoints".into(),
+            reason: format!("{host:?} is not a valid IP address or DNS name: {e}"),
+        })?;
+        Ok(NodeConnector {
+            host: host.to_owned(),
+            port,
+            server_name,
+            tls: tokio_rustls::TlsConnector::from(tls),
+        })
+    }
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TokioIo<TlsStream<TcpStream>>>> + Send>>;
+
+impl tower_service::Service<Uri> for NodeConnector {
+    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Error = std::io::Error;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let tcp = TcpStream::connect((this.host.as_str(), this.port)).await?;
+            // Small request/response messages: do not wait to coalesce them.
+            tcp.set_nodelay(true)?;
+            let tls = this.tls.connect(this.server_name.clone(), tcp).await?;
+            Ok(TokioIo::new(tls))
+        })
+    }
+}
