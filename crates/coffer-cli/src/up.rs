@@ -1,0 +1,529 @@
+//! `coffer up`: a local development cluster in one command.
+//!
+//! In `DIR` (default `./coffer-local`, mode 0700) it keeps:
+//!
+//! | path | what |
+//! |---|---|
+//! | `cofferd.toml` | the node's configuration, rewritten on every run |
+//! | `node-1/` | the node's data directory (sealed store, audit log, audit public key) |
+//! | `seal/node-1.key` | the seal key file, outside the data directory (mode 0600, made by the node) |
+//! | `dev-ca.pem` | the local development CA's certificate: the cluster's trust anchor |
+//! | `admin-password` | the generated admin password (mode 0600), unless one was given |
+//! | `client.toml` | the client configuration (`COFFER_CONFIG=DIR/client.toml coffer …`) |
+//!
+//! The development CA's private key is never written: it signs the cluster certificate once,
+//! at initialisation, and is dropped. A second run on the same directory finds the cluster
+//! initialised and active and only restarts the node.
+//!
+//! `COFFER_DEV_FAST_KDF=1` (development and tests only) sets the node's PBKDF2 work factor to
+//! its minimum (1,000 iterations), so that logins and user creation are quick. Never use it
+//! for a cluster that holds real keys.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use coffer_client::{Client, ClientConfig};
+use coffer_crypto::Module;
+use coffer_node::pki::DevCa;
+use coffer_proto::v1::{ClusterInfo, ClusterState};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::args::UpArgs;
+use crate::commands::{Context, activate};
+use crate::error::{CliError, Result};
+use crate::password;
+
+/// The development-only switch for a fast password KDF.
+pub const FAST_KDF_ENV: &str = "COFFER_DEV_FAST_KDF";
+/// The node's PBKDF2 work factor under [`FAST_KDF_ENV`]: the node's minimum.
+const FAST_KDF_ITERATIONS: u32 = 1_000;
+/// The one node's id.
+const NODE_ID: &str = "node-1";
+/// How long the node may take to print `cofferd: ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the node may take to stop after being asked to.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The files of a local cluster directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn node_config(&self) -> PathBuf {
+        self.dir.join("cofferd.toml")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join(NODE_ID)
+    }
+    pub fn seal_dir(&self) -> PathBuf {
+        self.dir.join("seal")
+    }
+    pub fn seal_key(&self) -> PathBuf {
+        self.seal_dir().join(format!("{NODE_ID}.key"))
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("dev-ca.pem")
+    }
+    pub fn admin_password(&self) -> PathBuf {
+        self.dir.join("admin-password")
+    }
+    pub fn client_config(&self) -> PathBuf {
+        self.dir.join("client.toml")
+    }
+    pub fn audit_log(&self) -> PathBuf {
+        coffer_node::node::audit_paths(&self.data_dir()).0
+    }
+}
+
+/// Runs `coffer up` until Ctrl-C or SIGTERM. Returns the JSON printed at the end.
+pub async fn run(args: &UpArgs) -> Result<Value> {
+    if args.nodes != 1 {
+        return Err(CliError::Up("replication is not built yet; --nodes 1 only".into()));
+    }
+    let cofferd = cofferd_path()?;
+    let layout = Layout { dir: absolute(&args.dir)? };
+    let metrics = args.metrics_listen.unwrap_or_else(|| default_metrics(args.listen));
+    prepare_dir(&layout)?;
+    let fast_kdf = std::env::var(FAST_KDF_ENV).is_ok_and(|v| v == "1");
+    std::fs::write(layout.node_config(), node_config(&layout, args.listen, metrics, fast_kdf))
+        .map_err(|e| CliError::io("write", &layout.node_config(), e))?;
+
+    let mut node = NodeProcess::start(&cofferd, &layout.node_config()).await?;
+    let result = bring_up(&layout, args, &mut node).await;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            node.stop().await;
+            return Err(e);
+        }
+    };
+    announce(&summary);
+    let outcome = wait_for_stop(&mut node).await;
+    node.stop().await;
+    outcome.map(
+        |reason| json!({ "message": format!("stopped ({reason})"), "dir": layout.dir.display().to_string() }),
+    )
+}
+
+/// `cofferd` beside this executable.
+fn cofferd_path() -> Result<PathBuf> {
+    let exe =
+        std::env::current_exe().map_err(|e| CliError::Up(format!("cannot find this executable: {e}")))?;
+    let path = exe.with_file_name("cofferd");
+    if !path.is_file() {
+        return Err(CliError::Up(format!(
+            "cofferd not found at {} (it is looked for next to coffer; build it with `cargo build -p coffer-node`)",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| CliError::io("resolve", path, e))
+}
+
+/// The metrics port when none is given: CloudHSM's 2223 gets cofferd's default 2280; any
+/// other port the one after it.
+fn default_metrics(listen: SocketAddr) -> SocketAddr {
+    let port = if listen.port() == coffer_proto::DEFAULT_PORT { 2280 } else { listen.port().wrapping_add(1) };
+    SocketAddr::new(listen.ip(), port)
+}
+
+/// Makes `DIR` and `DIR/seal` private to the user.
+fn prepare_dir(layout: &Layout) -> Result<()> {
+    for dir in [&layout.dir, &layout.seal_dir()] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CliError::io("create directory", dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| CliError::io("restrict", dir, e))?;
+    }
+    Ok(())
+}
+
+/// The node's configuration file.
+pub fn node_config(layout: &Layout, listen: SocketAddr, metrics: SocketAddr, fast_kdf: bool) -> String {
+    let mut table = toml::Table::new();
+    let path = |p: PathBuf| toml::Value::String(p.to_string_lossy().into_owned());
+    table.insert("node_id".into(), NODE_ID.into());
+    table.insert("data_dir".into(), path(layout.data_dir()));
+    table.insert("listen".into(), listen.to_string().into());
+    table.insert("metrics_listen".into(), metrics.to_string().into());
+    if fast_kdf {
+        table.insert("pbkdf2_iterations".into(), i64::from(FAST_KDF_ITERATIONS).into());
+    }
+    let mut seal = toml::Table::new();
+    seal.insert("key_file".into(), path(layout.seal_key()));
+    table.insert("seal".into(), seal.into());
+    let header = "# Written by `coffer up` on every run: a local development node. Edit and run cofferd\n\
+                  # yourself for anything else.\n";
+    format!("{header}{}", toml::to_string(&table).unwrap_or_default())
+}
+
+/// What `coffer up` reports once the cluster is ready.
+#[derive(Debug)]
+struct Summary {
+    layout: Layout,
+    endpoint: String,
+    admin_password: Option<PathBuf>,
+    reused: bool,
+    info: ClusterInfo,
+}
+
+async fn bring_up(layout: &Layout, args: &UpArgs, node: &mut NodeProcess) -> Result<Summary> {
+    let ready = node.wait_ready().await?;
+    let endpoint = args.listen.to_string();
+    let (client, info) = connect(layout, &endpoint, ready.fingerprint.as_deref()).await?;
+    let mut info = info;
+    let reused = info.state == ClusterState::Active as i32;
+    if info.state == ClusterState::Uninitialized as i32 {
+        initialize(layout, &client).await?;
+    }
+    let client = Client::connect(&anchored_config(layout, &endpoint)).await?;
+    let admin_password = if info.state == ClusterState::Active as i32 {
+        // Already activated: report the password file if there is one, never make a new one.
+        let given = args.admin_password_file.as_deref().map(absolute).transpose()?;
+        given.or_else(|| Some(layout.admin_password()).filter(|p| p.is_file()))
+    } else {
+        let path = admin_password_file(layout, args.admin_password_file.as_deref())?;
+        let password = password::from_file(&path)?;
+        let mut ctx = Context::with_client(client.clone());
+        activate(&mut ctx, Zeroizing::new(password.as_bytes().to_vec())).await?;
+        ctx.close().await;
+        Some(path)
+    };
+    info = client.cluster_info().await?;
+    write_client_config(layout, &endpoint)?;
+    Ok(Summary { layout: layout.clone(), endpoint, admin_password, reused, info })
+}
+
+/// The client configuration `coffer up` writes: the node, trusted through the dev CA.
+fn anchored_config(layout: &Layout, endpoint: &str) -> ClientConfig {
+    let mut config = ClientConfig::new(vec![endpoint.to_owned()]);
+    config.trust_anchor = Some(layout.ca_cert());
+    config
+}
+
+/// Connects to the new node: through the dev CA if the cluster was initialised before,
+/// otherwise pinning the bootstrap certificate's fingerprint the node printed.
+async fn connect(
+    layout: &Layout,
+    endpoint: &str,
+    fingerprint: Option<&str>,
+) -> Result<(Client, ClusterInfo)> {
+    let mut first_error = None;
+    if layout.ca_cert().is_file() {
+        match probe(&anchored_config(layout, endpoint)).await {
+            Ok(found) => return Ok(found),
+            Err(e) => first_error = Some(e),
+        }
+    }
+    if let Some(fingerprint) = fingerprint {
+        let mut config = ClientConfig::new(vec![endpoint.to_owned()]);
+        config.server_fingerprint = Some(fingerprint.to_owned());
+        return probe(&config).await;
+    }
+    Err(first_error.unwrap_or_else(|| {
+        CliError::Up("the node printed no bootstrap fingerprint and DIR has no dev-ca.pem".into())
+    }))
+}
+
+async fn probe(config: &ClientConfig) -> Result<(Client, ClusterInfo)> {
+    let client = Client::connect(config).await?;
+    let info = client.cluster_info().await?;
+    Ok((client, info))
+}
+
+/// Makes a development CA, signs the cluster CSR with it and initialises the cluster. Only
+/// the CA's certificate is kept.
+async fn initialize(layout: &Layout, client: &Client) -> Result<()> {
+    let module = Module::power_on();
+    module.status()?;
+    let name = ca_name(&layout.dir);
+    let ca = DevCa::create(&module, &name).map_err(|e| CliError::Up(format!("development CA: {e}")))?;
+    let csr = client.cluster_csr().await?;
+    let cert = ca.sign_csr(&csr).map_err(|e| CliError::Up(format!("signing the cluster CSR: {e}")))?;
+    std::fs::write(layout.ca_cert(), ca.cert_pem())
+        .map_err(|e| CliError::io("write", &layout.ca_cert(), e))?;
+    client.initialize_cluster(&cert, ca.cert_pem()).await?;
+    Ok(())
+}
+
+/// The development CA's name: `coffer-local` and the directory's name, in the characters a
+/// certificate name takes here.
+fn ca_name(dir: &Path) -> String {
+    let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let clean: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' })
+        .take(40)
+        .collect();
+    if clean.is_empty() { "coffer-local".to_owned() } else { format!("coffer-local {clean}") }
+}
+
+/// The admin password's file: the one given, or DIR/admin-password, generated (mode 0600)
+/// if it does not exist yet.
+fn admin_password_file(layout: &Layout, given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return absolute(path);
+    }
+    let path = layout.admin_password();
+    if path.exists() {
+        return Ok(path);
+    }
+    let module = Module::power_on();
+    module.status()?;
+    // 18 random bytes: 24 base64 characters, inside the 8-32 character password range.
+    let bytes = Zeroizing::new(module.random(18)?);
+    let text = Zeroizing::new(base64_url(&bytes));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CliError::io("create", &path, e))?;
+    file.write_all(format!("{}\n", text.as_str()).as_bytes()).map_err(|e| CliError::io("write", &path, e))?;
+    Ok(path)
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn write_client_config(layout: &Layout, endpoint: &str) -> Result<()> {
+    let path = layout.client_config();
+    let text = format!(
+        "# Written by `coffer up`: the local development cluster in {}.\n{}",
+        layout.dir.display(),
+        anchored_config(layout, endpoint).to_toml()
+    );
+    std::fs::write(&path, text).map_err(|e| CliError::io("write", &path, e))
+}
+
+/// Prints the ready line (JSON, for scripts) and how to use the cluster.
+fn announce(summary: &Summary) {
+    let client = summary.layout.client_config();
+    let line = json!({
+        "error_code": 0,
+        "data": {
+            "message": if summary.reused { "local cluster restarted" } else { "local cluster created" },
+            "client_config": client.display().to_string(),
+            "endpoint": summary.endpoint,
+            "admin_password_file": summary.admin_password.as_ref().map(|p| p.display().to_string()),
+            "audit_log": summary.layout.audit_log().display().to_string(),
+            "cluster_id": summary.info.cluster_id,
+            "dev_ca": summary.layout.ca_cert().display().to_string(),
+        }
+    });
+    println!("{line}");
+    println!("coffer up: a local DEVELOPMENT cluster (1 node) is running on {}", summary.endpoint);
+    println!("  client configuration: {}", client.display());
+    let password_file = summary.admin_password.as_ref().map(|p| p.display().to_string());
+    let password_file = password_file.unwrap_or_else(|| "ADMIN_PASSWORD_FILE".to_owned());
+    println!("  admin password:       {password_file} (user admin)");
+    println!(
+        "  trust anchor:         {} (a local development CA, not for production)",
+        summary.layout.ca_cert().display()
+    );
+    println!("Use it from another terminal:");
+    println!("  export COFFER_CONFIG={}", client.display());
+    println!("  coffer cluster hsm-info");
+    println!("  coffer login --username admin --role admin --password-file {password_file}");
+    println!("Press Ctrl-C to stop the node.");
+    let _flushed = std::io::stdout().flush();
+}
+
+/// Waits for Ctrl-C, SIGTERM, or the node exiting on its own (an error).
+async fn wait_for_stop(node: &mut NodeProcess) -> Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::Up(format!("cannot watch for SIGTERM: {e}")))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok("Ctrl-C"),
+        _ = term.recv() => Ok("SIGTERM"),
+        status = node.child.wait() => Err(CliError::Up(format!(
+            "cofferd exited on its own ({}); see its output above",
+            status.map_or_else(|e| e.to_string(), |s| s.to_string())
+        ))),
+    }
+}
+
+/// What the node said when it became ready.
+#[derive(Debug, Default)]
+struct Ready {
+    fingerprint: Option<String>,
+}
+
+/// The running `cofferd` and the lines it prints.
+#[derive(Debug)]
+struct NodeProcess {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl NodeProcess {
+    async fn start(cofferd: &Path, config: &Path) -> Result<Self> {
+        let mut child = Command::new(cofferd)
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C in the terminal reaches `coffer up`, which then
+            // stops the node in order, instead of reaching both at once.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| CliError::Up(format!("cannot start {}: {e}", cofferd.display())))?;
+        let (tx, lines) = mpsc::unbounded_channel();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward(out, Some(tx)));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward(err, None));
+        }
+        Ok(Self { child, lines })
+    }
+
+    /// Reads the node's stdout until `cofferd: ready`, remembering the bootstrap fingerprint.
+    async fn wait_ready(&mut self) -> Result<Ready> {
+        let mut ready = Ready::default();
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv()).await.map_err(|_| {
+                CliError::Up(format!(
+                    "cofferd did not print `cofferd: ready` within {}s",
+                    READY_TIMEOUT.as_secs()
+                ))
+            })?;
+            let Some(line) = line else {
+                let status = self.child.wait().await.map_or_else(|e| e.to_string(), |s| s.to_string());
+                return Err(CliError::Up(format!(
+                    "cofferd exited before it was ready ({status}); see its output above"
+                )));
+            };
+            if let Some(fp) = line.strip_prefix("cofferd: bootstrap certificate fingerprint ") {
+                ready.fingerprint = Some(fp.trim().to_owned());
+            }
+            if line.trim() == "cofferd: ready" {
+                return Ok(ready);
+            }
+        }
+    }
+
+    /// Stops the node: first the graceful way cofferd supports, SIGTERM (sent with the
+    /// `kill` command, as this crate forbids the `unsafe` a direct `kill(2)` needs), on which
+    /// it closes its sessions and writes its audit log's closing checkpoint; then, if it has
+    /// not exited after [`STOP_TIMEOUT`], by killing it.
+    async fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let asked = match self.child.id() {
+            Some(pid) => std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success()),
+            None => false,
+        };
+        if asked {
+            if let Ok(Ok(status)) = tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+                eprintln!("coffer up: cofferd stopped ({status})");
+                return;
+            }
+            eprintln!("coffer up: cofferd did not stop within {}s; killing it", STOP_TIMEOUT.as_secs());
+        } else {
+            eprintln!("coffer up: could not send SIGTERM to cofferd; killing it");
+        }
+        let _killed = self.child.kill().await;
+    }
+}
+
+/// Copies the node's output to our stderr, line by line, and (for stdout) hands each line
+/// to `tx` for [`NodeProcess::wait_ready`].
+async fn forward(stream: impl AsyncRead + Unpin, tx: Option<mpsc::UnboundedSender<String>>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[cofferd] {line}");
+        if let Some(tx) = &tx {
+            let _receiver_gone = tx.send(line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_config_is_valid_for_cofferd() {
+        let layout = Layout { dir: PathBuf::from("/tmp/coffer local \"x\"") };
+        let text =
+            node_config(&layout, "127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4001".parse().unwrap(), true);
+        let config =
+            coffer_node::config::NodeConfig::from_sources("cofferd.toml", &text, Vec::new(), &[] as &[&str])
+                .unwrap();
+        assert_eq!(config.data_dir, layout.data_dir());
+        assert_eq!(config.listen.port(), 4000);
+        assert_eq!(config.pbkdf2_iterations, FAST_KDF_ITERATIONS);
+        assert_eq!(config.seal, coffer_node::config::SealConfig::KeyFile(layout.seal_key()));
+        assert!(!layout.seal_key().starts_with(layout.data_dir()));
+        let slow =
+            node_config(&layout, "127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4001".parse().unwrap(), false);
+        assert!(!slow.contains("pbkdf2"));
+    }
+
+    #[test]
+    fn the_dev_ca_is_named_after_the_directory() {
+        assert_eq!(ca_name(Path::new("/tmp/my dir/coffer-local")), "coffer-local coffer-local");
+        assert_eq!(ca_name(Path::new("/tmp/a b:c")), "coffer-local a_b_c");
+        assert_eq!(ca_name(Path::new("/")), "coffer-local");
+        let module = Module::power_on();
+        assert!(DevCa::create(&module, &ca_name(Path::new("/x/é y"))).is_ok());
+    }
+
+    #[test]
+    fn metrics_default_beside_the_listen_port() {
+        assert_eq!(default_metrics("127.0.0.1:2223".parse().unwrap()).port(), 2280);
+        assert_eq!(default_metrics("127.0.0.1:5000".parse().unwrap()).port(), 5001);
+    }
+
+    #[test]
+    fn a_generated_admin_password_is_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout { dir: dir.path().to_path_buf() };
+        let path = admin_password_file(&layout, None).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let password = password::from_file(&path).unwrap();
+        assert_eq!(password.len(), 24);
+        assert_eq!(admin_password_file(&layout, None).unwrap(), path);
+        assert_eq!(password::from_file(&path).unwrap(), password);
+    }
+
+    #[tokio::test]
+    async fn more_than_one_node_is_refused_honestly() {
+        let args = UpArgs {
+            dir: PathBuf::from("unused"),
+            nodes: 3,
+            admin_password_file: None,
+            listen: "127.0.0.1:1".parse().unwrap(),
+            metrics_listen: None,
+        };
+        let e = run(&args).await.unwrap_err();
+        assert_eq!(e.to_string(), "coffer up: replication is not built yet; --nodes 1 only");
+    }
+}
