@@ -7,7 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }
-    tonic_prost_build::configure().build_server(true)
+    tonic_prost_build::configure()
+        .build_server(true)
         .build_client(true)
         // Callers bring their own channel (TLS via rustls), so no connect() helper.
         .build_transport(false)
