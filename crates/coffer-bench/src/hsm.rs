@@ -89,7 +89,7 @@ fn build_objects(module: &Module, domain: &DomainKey, n: usize) -> Result<Object
     Ok(Objects::from_objects(list, n.max(1_000_000))?)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i].as_secs_f64() * 1e6
 }

@@ -4,12 +4,14 @@
 //! ```text
 //! coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]
 //! coffer-bench hsm [--max-objects N]
+//! coffer-bench sdk [--secs S]
 //! ```
 #![forbid(unsafe_code)]
 
 mod core;
 mod harness;
 mod hsm;
+mod sdk;
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,8 @@ struct Args {
     plan: Plan,
     filter: Option<String>,
     max_objects: usize,
+    /// Measurement time per side and case of the `sdk` suite.
+    secs: Duration,
 }
 
 fn parse_args() -> Result<Args> {
@@ -31,6 +35,7 @@ fn parse_args() -> Result<Args> {
     let mut plan = Plan { round: Duration::from_millis(200), rounds: 3 };
     let mut filter = None;
     let mut max_objects = 1_000_000;
+    let mut secs = Duration::from_secs(2);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -38,15 +43,25 @@ fn parse_args() -> Result<Args> {
             "--rounds" => plan.rounds = value()?.parse().context("--rounds")?,
             "--filter" => filter = Some(value()?),
             "--max-objects" => max_objects = value()?.parse().context("--max-objects")?,
+            "--secs" => secs = parse_secs(&value()?)?,
             other => bail!(
-                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N]"
+                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N] | sdk [--secs S]"
             ),
         }
     }
     if plan.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    Ok(Args { suite, plan, filter, max_objects })
+    Ok(Args { suite, plan, filter, max_objects, secs })
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_secs(text: &str) -> Result<Duration> {
+    let secs: f64 = text.parse().context("--secs")?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => bail!("--secs must be a positive number of seconds, not {text}"),
+    }
 }
 
 fn main() -> Result<()> {
@@ -54,7 +69,8 @@ fn main() -> Result<()> {
     match args.suite.as_str() {
         "core" => run_core(&args),
         "hsm" => hsm::run(args.max_objects),
-        other => bail!("unknown suite {other}; suites: core, hsm"),
+        "sdk" => sdk::run(args.secs),
+        other => bail!("unknown suite {other}; suites: core, hsm, sdk"),
     }
 }
 
@@ -95,4 +111,18 @@ fn run_core(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secs_must_be_a_positive_duration() {
+        assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_secs("2").unwrap(), Duration::from_secs(2));
+        for bad in ["0", "-1", "NaN", "inf", "two"] {
+            assert!(parse_secs(bad).is_err(), "{bad} accepted");
+        }
+    }
 }
