@@ -36,8 +36,8 @@ const PRECO_NAME: &str = "admin";
 const PRECO_PASSWORD: &[u8] = b"password";
 /// Throwaway credentials of the throwaway cluster.
 const ADMIN_PASSWORD: &[u8] = b"bench-admin-pw-1";
-const USER_NAME: &str = "bench_user";
-const USER_PASSWORD: &[u8] = b"bench-user-pw-1";
+pub(crate) const USER_NAME: &str = "bench_user";
+pub(crate) const USER_PASSWORD: &[u8] = b"bench-user-pw-1";
 
 /// Runs the suite: `duration` of measurement per side, case and thread count.
 pub fn run(duration: Duration) -> Result<()> {
@@ -114,16 +114,16 @@ fn summary(ratios: &[f64]) {
 // ---- the node ----------------------------------------------------------------------------
 
 /// A node served by its own runtime in this process, with its temp dir.
-struct LocalNode {
+pub(crate) struct LocalNode {
     runtime: tokio::runtime::Runtime,
-    running: RunningNode,
-    dir: tempfile::TempDir,
+    pub(crate) running: RunningNode,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl LocalNode {
     /// Starts a node on 127.0.0.1 (a port the system picks) with its data and seal key in a
     /// new temp dir and the node's minimum PBKDF2 work factor, so logins are quick.
-    fn start() -> Result<LocalNode> {
+    pub(crate) fn start() -> Result<LocalNode> {
         let dir = tempfile::tempdir().context("creating the node's temp dir")?;
         let path = |name: &str| -> Result<String> {
             dir.path().join(name).to_str().map(str::to_owned).context("the temp dir's path is not UTF-8")
@@ -144,7 +144,7 @@ impl LocalNode {
     }
 
     /// Stops the node (closing its sessions and audit log) and removes its temp dir.
-    fn stop(self) -> Result<()> {
+    pub(crate) fn stop(self) -> Result<()> {
         let LocalNode { runtime, running, dir } = self;
         let stopped = runtime.block_on(running.shutdown()).context("stopping the node");
         drop(runtime);
@@ -155,7 +155,7 @@ impl LocalNode {
 
 /// Initialises the node with a new development CA (as `coffer up` does), activates it,
 /// creates the crypto-user, and returns a client that verifies the node against the CA.
-fn bring_up(node: &LocalNode, module: &Module) -> Result<blocking::Client> {
+pub(crate) fn bring_up(node: &LocalNode, module: &Module) -> Result<blocking::Client> {
     let mut config = ClientConfig::new(vec![node.running.local_addr().to_string()]);
     config.server_fingerprint = Some(node.running.node().bootstrap_fingerprint().to_owned());
     let boot = blocking::Client::connect(&config).context("connecting to the new node")?;
@@ -164,10 +164,10 @@ fn bring_up(node: &LocalNode, module: &Module) -> Result<blocking::Client> {
     boot.initialize_cluster(&cert, ca.cert_pem())?;
     drop(boot);
 
-    let anchor = node.dir.path().join("dev-ca.pem");
-    std::fs::write(&anchor, ca.cert_pem()).context("writing the dev CA certificate")?;
-    config.server_fingerprint = None;
-    config.trust_anchor = Some(anchor);
+    let config = anchored_config(node);
+    if let Some(anchor) = &config.trust_anchor {
+        std::fs::write(anchor, ca.cert_pem()).context("writing the dev CA certificate")?;
+    }
     let client = blocking::Client::connect(&config).context("connecting through the dev CA")?;
     let admin = client.open_session()?;
     admin.login_as(PRECO_NAME, v1::Role::UnactivatedAdmin, PRECO_PASSWORD).context("PRECO login")?;
@@ -175,6 +175,14 @@ fn bring_up(node: &LocalNode, module: &Module) -> Result<blocking::Client> {
     admin.create_user_as(USER_NAME, v1::Role::CryptoUser, USER_PASSWORD).context("creating the user")?;
     admin.close()?;
     Ok(client)
+}
+
+/// The client configuration of the initialised node: its address, trusted through the dev
+/// CA whose certificate [`bring_up`] writes into the node's temp dir.
+pub(crate) fn anchored_config(node: &LocalNode) -> ClientConfig {
+    let mut config = ClientConfig::new(vec![node.running.local_addr().to_string()]);
+    config.trust_anchor = Some(node.dir.path().join("dev-ca.pem"));
+    config
 }
 
 fn user_session(client: &blocking::Client) -> Result<blocking::Session> {
@@ -337,15 +345,15 @@ fn check_alike(case: &Case, session: &blocking::Session, module: &Module) -> Res
 // ---- measurement -------------------------------------------------------------------------
 
 /// What one side did in one run.
-struct Measured {
-    ops_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
+pub(crate) struct Measured {
+    pub(crate) ops_per_sec: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
 }
 
 /// Runs `op` on one thread per worker, all started together, each calling it back to back
 /// for `duration` and timing every call. Any failed call ends the run with its error.
-fn measure<W: Sync>(
+pub(crate) fn measure<W: Sync>(
     workers: &[W],
     duration: Duration,
     op: &(dyn Fn(&W) -> Result<usize> + Sync),

@@ -12,8 +12,14 @@ use crate::mechanism::GcmParams;
 /// Length of the tag the module produces and expects, in bytes.
 pub(crate) const TAG_LEN: usize = 16;
 
-/// Builds the AEAD key after checking the key and the tag length.
+/// The AEAD key, for a multi-part stream that outlives a borrow of the key.
 pub(crate) fn key(key: &SecretKey, params: &GcmParams) -> Result<Arc<LessSafeKey>> {
+    Ok(cached_key(key, params)?.clone())
+}
+
+/// The AEAD key after checking the key and the tag length, expanded once and cached on the
+/// key; one-shot operations borrow it without touching the reference count.
+fn cached_key<'a>(key: &'a SecretKey, params: &GcmParams) -> Result<&'a Arc<LessSafeKey>> {
     check_tag_bits(params)?;
     if key.key_type != KeyType::Aes {
         return Err(CryptoError::KeyTypeInconsistent(format!(
@@ -21,18 +27,18 @@ pub(crate) fn key(key: &SecretKey, params: &GcmParams) -> Result<Arc<LessSafeKey
             key.key_type.ckk_name()
         )));
     }
+    if let Some(cached) = key.cache.gcm.get() {
+        return Ok(cached);
+    }
     let alg = match key.bytes.len() {
         16 => &aead::AES_128_GCM,
         24 => &aead::AES_192_GCM,
         32 => &aead::AES_256_GCM,
         n => return Err(CryptoError::KeySizeRange(format!("an AES key is 16, 24 or 32 bytes, not {n}"))),
     };
-    if let Some(cached) = key.cache.gcm.get() {
-        return Ok(cached.clone());
-    }
     let unbound =
         UnboundKey::new(alg, &key.bytes).map_err(|_| CryptoError::Failed("AES-GCM key setup".into()))?;
-    Ok(key.cache.gcm.get_or_init(|| Arc::new(LessSafeKey::new(unbound))).clone())
+    Ok(key.cache.gcm.get_or_init(|| Arc::new(LessSafeKey::new(unbound))))
 }
 
 /// aws-lc-rs computes and checks the full 128-bit tag only; a shorter tag would have to be
@@ -101,12 +107,12 @@ pub(crate) fn open_with(key: &LessSafeKey, iv: [u8; NONCE_LEN], aad: &[u8], data
 }
 
 pub(crate) fn seal(secret: &SecretKey, params: &GcmParams, data: &[u8]) -> Result<Encrypted> {
-    let key = key(secret, params)?;
+    let key = cached_key(secret, params)?;
     let (iv, generated_iv) = seal_iv(params)?;
     Ok(Encrypted { data: seal_with(&key, iv, &params.aad, data)?, generated_iv })
 }
 
 pub(crate) fn open(secret: &SecretKey, params: &GcmParams, data: &[u8]) -> Result<Vec<u8>> {
-    let key = key(secret, params)?;
+    let key = cached_key(secret, params)?;
     open_with(&key, open_iv(params)?, &params.aad, data)
 }
