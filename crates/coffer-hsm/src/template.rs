@@ -308,9 +308,9 @@ fn check_inconsistencies(
     {
         return Err(inconsistent("CKA_VALUE_LEN is for secret keys, not key pairs"));
     }
-    if class == ObjectClass::PublicKey && requested_bool(requested, A::Derive)? == Some(true) {
-        return Err(inconsistent("CKA_DERIVE must be false for a public key"));
-    }
+    // CloudHSM refuses CKA_DERIVE true on a public key; PKCS#11 allows it and OpenSC's
+    // pkcs11-tool sets it on EC public templates, so Coffer accepts it. It is inert: no
+    // mechanism derives from a public key (ECDH derives with the private half).
     if requested_bool(requested, A::Sensitive)? == Some(false)
         && requested_bool(requested, A::AlwaysSensitive)? == Some(true)
     {
@@ -528,7 +528,7 @@ fn set_computed(attrs: &mut Attributes, class: ObjectClass, key_type: Option<Key
 ///
 /// Modifiable: `CKA_LABEL`, `CKA_ID`, `CKA_TOKEN` (only false to true: a session key becomes a
 /// token key), `CKA_ENCRYPT`, `CKA_DECRYPT`, `CKA_SIGN`, `CKA_VERIFY`, `CKA_WRAP`, `CKA_UNWRAP`,
-/// `CKA_DERIVE` (never true on a public key), `CKA_SENSITIVE` (only to true), `CKA_EXTRACTABLE`
+/// `CKA_DERIVE`, `CKA_SENSITIVE` (only to true), `CKA_EXTRACTABLE`
 /// (only to false), `CKA_WRAP_WITH_TRUSTED` (only to true) and `CKA_TRUSTED` (admins only).
 /// Anything else is `CKR_ATTRIBUTE_READ_ONLY`; an attribute the class lacks is
 /// `CKR_ATTRIBUTE_TYPE_INVALID`; any change to an object with `CKA_MODIFIABLE` false is
@@ -558,12 +558,7 @@ fn check_one_change(obj: &Object, attr: &Attribute, caller_is_admin: bool) -> Re
     match ty {
         A::Label | A::Id => attr.as_bytes().map(drop),
         A::Encrypt | A::Decrypt | A::Sign | A::Verify | A::Wrap | A::Unwrap => attr.as_bool().map(drop),
-        A::Derive => {
-            if attr.as_bool()? && obj.class() == ObjectClass::PublicKey {
-                return Err(inconsistent("CKA_DERIVE must be false for a public key"));
-            }
-            Ok(())
-        }
+        A::Derive => attr.as_bool().map(drop),
         A::Token => {
             one_way(ty, current, attr.as_bool()?, true, "can only turn a session object into a token object")
         }

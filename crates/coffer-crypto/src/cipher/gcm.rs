@@ -109,10 +109,10 @@ pub(crate) fn open_with(key: &LessSafeKey, iv: [u8; NONCE_LEN], aad: &[u8], data
 pub(crate) fn seal(secret: &SecretKey, params: &GcmParams, data: &[u8]) -> Result<Encrypted> {
     let key = cached_key(secret, params)?;
     let (iv, generated_iv) = seal_iv(params)?;
-    Ok(Encrypted { data: seal_with(&key, iv, &params.aad, data)?, generated_iv })
+    Ok(Encrypted { data: seal_with(key, iv, &params.aad, data)?, generated_iv })
 }
 
 pub(crate) fn open(secret: &SecretKey, params: &GcmParams, data: &[u8]) -> Result<Vec<u8>> {
     let key = cached_key(secret, params)?;
-    open_with(&key, open_iv(params)?, &params.aad, data)
+    open_with(key, open_iv(params)?, &params.aad, data)
 }
