@@ -137,6 +137,7 @@ blocking_rpcs! {
     generate_key(GenerateKeyRequest) -> ObjectHandles;
     generate_key_pair(GenerateKeyPairRequest) -> KeyPairHandles;
     import_key(ImportKeyRequest) -> ObjectHandles;
+    create_object(CreateObjectRequest) -> ObjectHandles;
     find_objects(FindObjectsRequest) -> ObjectHandles;
     get_attributes(GetAttributesRequest) -> GetAttributesResponse;
     set_attributes(SetAttributesRequest) -> Empty;

@@ -59,6 +59,7 @@ no_secrets!(
     DeleteUserRequest,
     GenerateKeyRequest,
     GenerateKeyPairRequest,
+    CreateObjectRequest,
     FindObjectsRequest,
     KeyRequest,
     GetAttributesRequest,
@@ -159,6 +160,9 @@ session_rpcs! {
     generate_key_pair = "GenerateKeyPair", generate_key_pair(GenerateKeyPairRequest) -> KeyPairHandles, IfNotSent;
     /// `ImportKey`: PKCS#8, SPKI or a raw secret. The caller's copy of the material is wiped.
     import_key = "ImportKey", import_key(ImportKeyRequest) -> ObjectHandles, IfNotSent;
+    /// `CreateObject`: a certificate or data object, all of it in the template (keys are
+    /// imported with `import_key`).
+    create_object = "CreateObject", create_object(CreateObjectRequest) -> ObjectHandles, IfNotSent;
     /// `FindObjects` matching a template.
     find_objects = "FindObjects", find_objects(FindObjectsRequest) -> ObjectHandles, Idempotent;
     /// `GetAttributes` of an object.

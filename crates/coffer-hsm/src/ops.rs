@@ -45,7 +45,7 @@ use crate::limits::SessionLimits;
 use crate::machine::{ClusterState, HsmState, Outcome, SESSION_HANDLE_BIT, is_session_handle};
 use crate::material::{attach_material, key_facts, public_facts};
 use crate::mtls::{MtlsSettings, TrustAnchor, normalize_fingerprint};
-use crate::object::{Object, ObjectClass, ObjectHandle, Origin, Usage, key_type_from_code};
+use crate::object::{KeyFacts, Object, ObjectClass, ObjectHandle, Origin, Usage, key_type_from_code};
 use crate::permission::{self, Operation};
 use crate::role::{Role, user_type_of};
 use crate::session::{Session, SessionObject, Sessions, random_u64};
@@ -81,7 +81,8 @@ pub enum LocalChange {
     Remove { session: u64, handle: ObjectHandle },
 }
 
-/// Key material to import (`C_CreateObject` of a key).
+/// Key material to import (`C_CreateObject` of a key; certificates and data objects, which
+/// carry no material, go through [`Hsm::prepare_create_object`]).
 #[derive(Debug, Clone, Copy)]
 pub enum KeyMaterial<'a> {
     /// A secret key's raw value.
@@ -522,6 +523,40 @@ impl Hsm {
         let token = attrs.flag(AttributeType::Token);
         let object = Object::new(self.new_handle(session, token, &[])?, actor.user.clone(), attrs)?;
         self.created(actor, CreateKind::Import, vec![(object, key)])
+    }
+
+    /// Creates a certificate or data object (`C_CreateObject` of `CKO_CERTIFICATE` or
+    /// `CKO_DATA`). Such objects hold no secret: their `CKA_VALUE` is kept in their attributes
+    /// and read back as it is. Keys carry material and come through
+    /// [`prepare_import`](Self::prepare_import) (or generate, unwrap, derive) instead.
+    /// Audited as `CN_CREATE_OBJECT`; a session object (`CKA_TOKEN` false) stays on this node.
+    pub fn prepare_create_object(&self, session: u64, template: &Template) -> Result<Prepared> {
+        let (actor, role) = self.caller(session)?;
+        permission::check(Some(role), Operation::CreateObject)?;
+        self.require_cluster(&[ClusterState::Active])?;
+        let class = template
+            .get(AttributeType::Class)
+            .ok_or_else(|| HsmError::TemplateIncomplete("a new object needs CKA_CLASS".into()))?
+            .as_ulong(AttributeType::Class)?;
+        let class = ObjectClass::try_from(class)?;
+        if class.is_key() {
+            return Err(HsmError::TemplateInconsistent(format!(
+                "a {class} is created from its key material (import, generate, unwrap or derive)"
+            )));
+        }
+        let attrs =
+            new_object_attributes(class, None, template, Origin::Created, &KeyFacts::default(), false)?;
+        let token = attrs.flag(AttributeType::Token);
+        let object = Object::new(self.new_handle(session, token, &[])?, actor.user.clone(), attrs)?;
+        if token {
+            return Ok(Prepared::Command(Command::CreateObjects {
+                actor,
+                kind: CreateKind::Import,
+                objects: vec![object],
+            }));
+        }
+        let objects = vec![SessionObject { object, key: None }];
+        Ok(Prepared::Local(LocalChange::Add { session, opcode: Opcode::CN_CREATE_OBJECT, objects }))
     }
 
     /// Unwraps a key (`C_UnwrapKey`). The template must name `CKA_CLASS` and `CKA_KEY_TYPE`;

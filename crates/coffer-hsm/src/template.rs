@@ -47,6 +47,9 @@
 //!   (PKCS#11 3.0 `C_WrapKey`); a key with `CKA_EXTRACTABLE` false is `CKR_KEY_UNEXTRACTABLE`.
 //! * Changing an object whose `CKA_MODIFIABLE` is false is `CKR_ACTION_PROHIBITED`, and
 //!   destroying one whose `CKA_DESTROYABLE` is false likewise (PKCS#11 3.0).
+//! * A certificate's `CKA_VALUE` must be one DER SEQUENCE (`CKR_ATTRIBUTE_VALUE_INVALID`
+//!   otherwise); the certificate is not parsed further, and its other attributes (`CKA_SUBJECT`,
+//!   `CKA_ISSUER`, `CKA_SERIAL_NUMBER`) are stored as the caller gives them, as SoftHSM does.
 //! * Duplicate `CKA_ID`s are allowed (PKCS#11), unlike CloudHSM: the two halves of a key pair
 //!   share their `CKA_ID`, and tools (pkcs11-tool, p11tool) rely on that.
 //!
@@ -475,6 +478,13 @@ fn set_material(
             })?;
             attrs.set(ty, (*value).clone());
         }
+        if let Some(AttributeValue::Bytes(der)) = requested.get(&A::Value)
+            && !is_one_der_sequence(der)
+        {
+            return Err(HsmError::AttributeValueInvalid(
+                "CKA_VALUE of an X.509 certificate must be one DER SEQUENCE (the encoded certificate)".into(),
+            ));
+        }
     }
     if class == ObjectClass::Data
         && let Some(value) = requested.get(&A::Value)
@@ -482,6 +492,27 @@ fn set_material(
         attrs.set(A::Value, (*value).clone());
     }
     Ok(())
+}
+
+/// Whether `der` is exactly one DER SEQUENCE with a definite length: the outer shape of an
+/// encoded X.509 certificate. The HSM does not parse certificates further (it never relies on
+/// their contents), but this keeps plainly wrong bytes from being stored as one, where tools
+/// that list the token would trip over them.
+fn is_one_der_sequence(der: &[u8]) -> bool {
+    let [0x30, first, rest @ ..] = der else { return false };
+    let (len, body) = match *first {
+        short @ 0..=0x7f => (usize::from(short), rest),
+        long @ 0x81..=0x84 => {
+            let n = usize::from(long & 0x7f);
+            if rest.len() < n {
+                return false;
+            }
+            let (len_bytes, body) = rest.split_at(n);
+            (len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)), body)
+        }
+        _ => return false,
+    };
+    body.len() == len
 }
 
 /// Material attributes a key of this class cannot be without.
@@ -591,7 +622,8 @@ pub enum AttrRead {
 
 /// Reads attributes with `C_GetAttributeValue` semantics: one result per requested type, in
 /// order. A key's `CKA_VALUE` is always [`AttrRead::Sensitive`] (the object holds only sealed
-/// material; see [`Object::value_readable`]).
+/// material; see [`Object::value_readable`]); a certificate's or data object's `CKA_VALUE`
+/// holds no secret and is returned as stored.
 pub fn read_attributes(obj: &Object, types: &[AttributeType]) -> Vec<AttrRead> {
     types.iter().map(|ty| read_one(obj, *ty)).collect()
 }
@@ -710,6 +742,20 @@ mod tests {
         assert_eq!(bit_length(&[0, 1]), 1);
         assert_eq!(bit_length(&[0x80, 0]), 16);
         assert_eq!(bit_length(&[0, 0x7f, 0xff]), 15);
+    }
+
+    #[test]
+    fn a_certificate_value_must_be_one_der_sequence() {
+        assert!(is_one_der_sequence(&[0x30, 0]));
+        assert!(is_one_der_sequence(&[0x30, 2, 5, 0]));
+        let mut long = vec![0x30, 0x81, 0x80];
+        long.extend([0; 0x80]);
+        assert!(is_one_der_sequence(&long));
+        for bad in
+            [&[][..], &[0x30], &[0x31, 0], &[0x30, 1], &[0x30, 0, 0], &[0x30, 0x80, 0, 0], &[0x30, 0x82, 1]]
+        {
+            assert!(!is_one_der_sequence(bad), "{bad:02x?}");
+        }
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl coffer_proto::Hsm for NodeService {
     unary!(generate_key, "GenerateKey", keys, v1::GenerateKeyRequest, v1::ObjectHandles);
     unary!(generate_key_pair, "GenerateKeyPair", keys, v1::GenerateKeyPairRequest, v1::KeyPairHandles);
     unary!(import_key, "ImportKey", keys, v1::ImportKeyRequest, v1::ObjectHandles);
+    unary!(create_object, "CreateObject", keys, v1::CreateObjectRequest, v1::ObjectHandles);
     unary!(find_objects, "FindObjects", keys, v1::FindObjectsRequest, v1::ObjectHandles);
     unary!(get_attributes, "GetAttributes", keys, v1::GetAttributesRequest, v1::GetAttributesResponse);
     unary!(set_attributes, "SetAttributes", keys, v1::SetAttributesRequest, v1::Empty);

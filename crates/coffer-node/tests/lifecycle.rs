@@ -119,6 +119,55 @@ async fn stream(
     (out, iv)
 }
 
+const CKA_ID: u64 = 0x102;
+const CKA_VALUE: u64 = 0x11;
+const CKA_CERTIFICATE_TYPE: u64 = 0x80;
+const CKO_CERTIFICATE: u64 = 1;
+const CKC_X_509: u64 = 0;
+
+fn bytes_attr(ty: u64, value: &[u8]) -> v1::Attribute {
+    v1::Attribute { r#type: ty, value: Some(v1::attribute::Value::BytesValue(value.to_vec())) }
+}
+
+/// Stores `der` as a token X.509 certificate object (`CreateObject`).
+async fn create_certificate(client: &mut Client, session: &[u8], der: &[u8]) -> u64 {
+    let request = v1::CreateObjectRequest {
+        session: session.to_vec(),
+        template: template(vec![
+            ulong(CKA_CLASS, CKO_CERTIFICATE),
+            ulong(CKA_CERTIFICATE_TYPE, CKC_X_509),
+            flag(CKA_TOKEN, true),
+            label("cluster-ca"),
+            bytes_attr(CKA_ID, b"ca"),
+            bytes_attr(CKA_VALUE, der),
+        ]),
+    };
+    let handles = client.create_object(request).await.expect("create certificate").into_inner().handles;
+    assert_eq!(handles.len(), 1);
+    handles[0]
+}
+
+/// The certificate objects labelled `cluster-ca` and the `CKA_VALUE` of each.
+async fn certificates(client: &mut Client, session: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let find = v1::FindObjectsRequest {
+        session: session.to_vec(),
+        template: template(vec![ulong(CKA_CLASS, CKO_CERTIFICATE), label("cluster-ca")]),
+    };
+    let handles = client.find_objects(find).await.expect("find certificates").into_inner().handles;
+    let mut out = Vec::new();
+    for handle in handles {
+        let read = v1::GetAttributesRequest { session: session.to_vec(), handle, types: vec![CKA_VALUE] };
+        let results = client.get_attributes(read).await.expect("read certificate").into_inner().results;
+        assert_eq!(results[0].status, v1::attribute_result::Status::Value as i32, "{results:?}");
+        let value = match results[0].attribute.as_ref().and_then(|a| a.value.clone()) {
+            Some(v1::attribute::Value::BytesValue(der)) => der,
+            other => panic!("CKA_VALUE of a certificate: {other:?}"),
+        };
+        out.push((handle, value));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_end_to_end_over_tls() {
     tokio::time::timeout(std::time::Duration::from_secs(120), scenario())
@@ -562,6 +611,26 @@ async fn scenario() {
     assert!(metrics.contains("coffer_hsm_users_max 1024"), "{metrics}");
     assert_eq!(http_get(node.metrics_addr(), "/health").await.0, 200);
 
+    // ---- Certificates: stored with CreateObject, read back (not sensitive), kept across the
+    // restart below. A key class is refused: keys come with their material (ImportKey).
+    let ca_der = coffer_crypto::encoding::pem::decode("CERTIFICATE", ca.cert_pem()).expect("CA DER");
+    let certificate = create_certificate(&mut client, &alice, &ca_der).await;
+    assert_eq!(certificates(&mut client, &alice).await, vec![(certificate, ca_der.to_vec())]);
+    let key_class = v1::CreateObjectRequest {
+        session: alice.clone(),
+        template: template(vec![ulong(CKA_CLASS, CKO_SECRET_KEY), bytes_attr(CKA_VALUE, &[1; 16])]),
+    };
+    assert_refused(client.create_object(key_class).await, Code::InvalidArgument, "CKR_TEMPLATE_INCONSISTENT");
+    let admin_creates = v1::CreateObjectRequest {
+        session: admin.clone(),
+        template: template(vec![ulong(CKA_CLASS, CKO_CERTIFICATE)]),
+    };
+    assert_refused(
+        admin_client.create_object(admin_creates).await,
+        Code::PermissionDenied,
+        "CKR_FUNCTION_REJECTED",
+    );
+
     // ---- Restart on the same data directory: users and keys are still there.
     let find = |session: &Vec<u8>| v1::FindObjectsRequest {
         session: session.clone(),
@@ -586,6 +655,7 @@ async fn scenario() {
         connect_anchored(node.local_addr(), ca.cert_pem(), None).await.expect("client after restart");
     let alice = login(&mut client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
     assert_eq!(client.find_objects(find(&alice)).await.expect("find").into_inner().handles, vec![aes]);
+    assert_eq!(certificates(&mut client, &alice).await, vec![(certificate, ca_der.to_vec())]);
     sign_and_verify(&mut client, &alice, ec, S::EcdsaSha(v1::HashAlg::Sha256 as i32)).await;
     drop(client);
     node.shutdown().await.expect("second shutdown");

@@ -464,6 +464,7 @@ impl Hsm for TestHsm {
         generate_key(v1::GenerateKeyRequest) -> v1::ObjectHandles;
         generate_key_pair(v1::GenerateKeyPairRequest) -> v1::KeyPairHandles;
         import_key(v1::ImportKeyRequest) -> v1::ObjectHandles;
+        create_object(v1::CreateObjectRequest) -> v1::ObjectHandles;
         find_objects(v1::FindObjectsRequest) -> v1::ObjectHandles;
         get_attributes(v1::GetAttributesRequest) -> v1::GetAttributesResponse;
         set_attributes(v1::SetAttributesRequest) -> v1::Empty;

@@ -1,5 +1,5 @@
-//! Keys and objects: generate, import, find, attributes, share, destroy, export, wrap,
-//! unwrap, derive.
+//! Keys and objects: generate, import, create (certificates and data objects), find,
+//! attributes, share, destroy, export, wrap, unwrap, derive.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::node::{Node, NodeError};
 fn created(outcome: Outcome) -> Result<Vec<ObjectHandle>, NodeError> {
     match outcome {
         Outcome::ObjectsCreated { handles } => Ok(handles),
-        other => Err(NodeError::Internal(format!("a key creation ended with {other:?}"))),
+        other => Err(NodeError::Internal(format!("an object creation ended with {other:?}"))),
     }
 }
 
@@ -89,6 +89,22 @@ pub(super) async fn import_key(
         let outcome = node.change(session, Opcode::CN_CREATE_OBJECT, |hsm| {
             hsm.prepare_import(session, material, &template)
         })?;
+        Ok(handles(created(outcome)?))
+    })
+    .await
+}
+
+/// `C_CreateObject` of a certificate or data object: no key material, the whole object is in
+/// the template.
+pub(super) async fn create_object(
+    node: &Arc<Node>,
+    request: v1::CreateObjectRequest,
+) -> Result<v1::ObjectHandles, NodeError> {
+    let template = convert::template_from_wire(request.template)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        let outcome = node
+            .change(session, Opcode::CN_CREATE_OBJECT, |hsm| hsm.prepare_create_object(session, &template))?;
         Ok(handles(created(outcome)?))
     })
     .await
