@@ -5,14 +5,20 @@
 //! coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]
 //! coffer-bench hsm [--max-objects N]
 //! coffer-bench sdk [--secs S]
+//! coffer-bench pkcs11 [--module PATH]... [--secs S]
 //! ```
+//!
+//! `pkcs11-module` is internal: the `pkcs11` suite runs itself with it to measure one
+//! module in a child process.
 #![forbid(unsafe_code)]
 
 mod core;
 mod harness;
 mod hsm;
+mod pkcs11;
 mod sdk;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -25,8 +31,10 @@ struct Args {
     plan: Plan,
     filter: Option<String>,
     max_objects: usize,
-    /// Measurement time per side and case of the `sdk` suite.
+    /// Measurement time per side and case of the `sdk` and `pkcs11` suites.
     secs: Duration,
+    /// The PKCS#11 modules of the `pkcs11` suite (its defaults when empty).
+    modules: Vec<PathBuf>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -36,6 +44,7 @@ fn parse_args() -> Result<Args> {
     let mut filter = None;
     let mut max_objects = 1_000_000;
     let mut secs = Duration::from_secs(2);
+    let mut modules = Vec::new();
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -44,15 +53,16 @@ fn parse_args() -> Result<Args> {
             "--filter" => filter = Some(value()?),
             "--max-objects" => max_objects = value()?.parse().context("--max-objects")?,
             "--secs" => secs = parse_secs(&value()?)?,
+            "--module" => modules.push(PathBuf::from(value()?)),
             other => bail!(
-                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N] | sdk [--secs S]"
+                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N] | sdk [--secs S] | pkcs11 [--module PATH]... [--secs S]"
             ),
         }
     }
     if plan.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    Ok(Args { suite, plan, filter, max_objects, secs })
+    Ok(Args { suite, plan, filter, max_objects, secs, modules })
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`).
@@ -70,7 +80,12 @@ fn main() -> Result<()> {
         "core" => run_core(&args),
         "hsm" => hsm::run(args.max_objects),
         "sdk" => sdk::run(args.secs),
-        other => bail!("unknown suite {other}; suites: core, hsm, sdk"),
+        "pkcs11" => pkcs11::run(&args.modules, args.secs),
+        "pkcs11-module" => match args.modules.as_slice() {
+            [module] => pkcs11::run_module(module, args.secs),
+            _ => bail!("pkcs11-module measures exactly one --module"),
+        },
+        other => bail!("unknown suite {other}; suites: core, hsm, sdk, pkcs11"),
     }
 }
 
