@@ -43,8 +43,9 @@ struct Fixture {
     _login_session: Session,
 }
 
-// SAFETY-free: `Session` is Send; the fixture is only read after it is built.
 struct Shared(Fixture);
+// SAFETY: the only non-Sync field is `_login_session`, which no thread touches after the
+// fixture is built (it only keeps the login alive); `Pkcs11` is Sync and `Slot` is Copy.
 unsafe impl Sync for Shared {}
 
 fn fixture() -> &'static Fixture {
@@ -564,7 +565,7 @@ fn entry_points_return_the_standards_codes_for_bad_arguments() {
     let s = session();
     let key = aes_key(&s, "raw", &[]);
     let key = key.handle();
-    // SAFETY (whole block): every pointer passed is NULL or a live local of the right type and
+    // SAFETY: every pointer passed is NULL or a live local of the right type and
     // length; that is the point of the test.
     unsafe {
         assert_eq!(f.C_Initialize.expect("fn")(std::ptr::null_mut()), CKR_CRYPTOKI_ALREADY_INITIALIZED);

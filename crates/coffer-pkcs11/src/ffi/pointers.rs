@@ -338,39 +338,49 @@ pub unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<Mechanism> {
     let (p, len) = (raw.pParameter as *const std::ffi::c_void, raw.ulParameterLen);
     let param = match shape(raw.mechanism) {
         Shape::None => Param::None,
-        // SAFETY (all arms): pParameter points to ulParameterLen bytes; nested pointers are
-        // the caller's, with their lengths.
+        // SAFETY: pParameter points to ulParameterLen readable bytes (this function's contract); `bytes` refuses NULL with a non-zero length.
         Shape::Bytes => Param::Bytes(unsafe { bytes(p as *const u8, len)? }.to_vec()),
+        // SAFETY: as above; `read_gcm` checks the length against both CK_GCM_PARAMS layouts before reading.
         Shape::Gcm => unsafe { read_gcm(p, len)? },
         Shape::Oaep => {
+            // SAFETY: pParameter points to ulParameterLen bytes; `param_struct` reads only when that is the struct's size.
             let o: CK_RSA_PKCS_OAEP_PARAMS = unsafe { param_struct(p, len)? };
+            // SAFETY: the label pointer and length come from the caller's parameter struct, valid by contract.
             let label = unsafe { bytes(o.pSourceData as *const u8, o.ulSourceDataLen)? }.to_vec();
             Param::Oaep { hash: o.hashAlg, mgf: o.mgf, source: o.source, label }
         }
         Shape::Pss => {
+            // SAFETY: pParameter points to ulParameterLen bytes; `param_struct` reads only when that is the struct's size.
             let s: CK_RSA_PKCS_PSS_PARAMS = unsafe { param_struct(p, len)? };
             Param::Pss { hash: s.hashAlg, mgf: s.mgf, salt_len: s.sLen }
         }
         Shape::Ctr => {
+            // SAFETY: pParameter points to ulParameterLen bytes; `param_struct` reads only when that is the struct's size.
             let c: CK_AES_CTR_PARAMS = unsafe { param_struct(p, len)? };
             Param::Ctr { counter_bits: c.ulCounterBits, block: c.cb }
         }
         Shape::Ecdh => {
+            // SAFETY: pParameter points to ulParameterLen bytes; `param_struct` reads only when that is the struct's size.
             let e: CK_ECDH1_DERIVE_PARAMS = unsafe { param_struct(p, len)? };
             Param::Ecdh {
                 kdf: e.kdf,
+                // SAFETY: pointer and length from the caller's CK_ECDH1_DERIVE_PARAMS, valid by contract.
                 shared: unsafe { bytes(e.pSharedData, e.ulSharedDataLen)? }.to_vec(),
+                // SAFETY: pointer and length from the caller's CK_ECDH1_DERIVE_PARAMS, valid by contract.
                 public: unsafe { bytes(e.pPublicData, e.ulPublicDataLen)? }.to_vec(),
             }
         }
         Shape::Hkdf => {
+            // SAFETY: pParameter points to ulParameterLen bytes; `param_struct` reads only when that is the struct's size.
             let h: CK_HKDF_PARAMS = unsafe { param_struct(p, len)? };
             Param::Hkdf {
                 extract: h.bExtract != 0,
                 expand: h.bExpand != 0,
                 prf: h.prfHashMechanism,
                 salt_type: h.ulSaltType,
+                // SAFETY: pointer and length from the caller's CK_HKDF_PARAMS, valid by contract.
                 salt: unsafe { bytes(h.pSalt, h.ulSaltLen)? }.to_vec(),
+                // SAFETY: pointer and length from the caller's CK_HKDF_PARAMS, valid by contract.
                 info: unsafe { bytes(h.pInfo, h.ulInfoLen)? }.to_vec(),
             }
         }
@@ -524,16 +534,16 @@ mod tests {
         let mut len: CK_ULONG = 0;
         // SAFETY: NULL buffer with a real length variable.
         assert_eq!(unsafe { capacity(std::ptr::null(), &len) }.unwrap(), None);
-        // SAFETY: NULL length pointer is refused.
         assert_eq!(
+            // SAFETY: a NULL length pointer is refused before anything is read.
             unsafe { capacity(std::ptr::null(), std::ptr::null()) }.unwrap_err().rv,
             CKR_ARGUMENTS_BAD
         );
         // SAFETY: a real length variable.
         assert_eq!(unsafe { deliver(std::ptr::null_mut(), &mut len, &Delivered::Length(32)) }, CKR_OK);
         assert_eq!(len, 32);
-        // SAFETY: as above.
         assert_eq!(
+            // SAFETY: a NULL buffer and a real length variable.
             unsafe { deliver(std::ptr::null_mut(), &mut len, &Delivered::TooSmall(40)) },
             CKR_BUFFER_TOO_SMALL
         );
@@ -602,8 +612,8 @@ mod tests {
             CKR_OK
         }
         let partial = CK_C_INITIALIZE_ARGS { CreateMutex: Some(create), ..Default::default() };
-        // SAFETY: a real structure.
         assert_eq!(
+            // SAFETY: a real, live CK_C_INITIALIZE_ARGS.
             unsafe { read_init_args(&partial as *const _ as *const _) }.unwrap_err().rv,
             CKR_ARGUMENTS_BAD
         );
