@@ -219,17 +219,21 @@ impl Drop for Token {
     }
 }
 
-/// Coffer's library, which cargo builds beside this test's directory (`target/<profile>/`).
+/// Coffer's library as cargo built it with this test: in `deps/` beside the test executable
+/// (a test run builds it there; the copy in `target/<profile>/` is refreshed only by
+/// `cargo build`, and a fresh clone under `cargo nextest run` has none), else in that root.
 fn coffer_module() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let module = profile_dir.join("libcoffer_pkcs11.so");
-    assert!(
-        module.is_file(),
-        "{} is missing: build it with `cargo build -p coffer-pkcs11`",
-        module.display()
-    );
-    module
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let candidates = [deps.join("libcoffer_pkcs11.so"), deps.join("..").join("libcoffer_pkcs11.so")];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(module) => module.clone(),
+        None => panic!(
+            "libcoffer_pkcs11.so is missing (looked at {} and {}): build it with `cargo build -p coffer-pkcs11`",
+            candidates[0].display(),
+            candidates[1].display()
+        ),
+    }
 }
 
 /// Every tool run is bounded by this unless it says otherwise.
