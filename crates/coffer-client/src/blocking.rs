@@ -1,11 +1,13 @@
 //! The same API without async: [`Client`] and [`Session`] run the async ones on a private
-//! Tokio runtime (one worker thread). Usable from plain threads, several at once; not from
+//! current-thread Tokio runtime, driven by the calling thread (and, between calls, briefly by
+//! an idle thread). Usable from plain threads, several at once; not from
 //! inside an async runtime (that is refused with [`ClientError::InvalidUse`] rather than a
 //! panic; use [`crate::Client`] there).
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use coffer_proto::v1;
 use tokio::runtime::Runtime;
@@ -29,13 +31,18 @@ impl Drop for Rt {
 
 impl Rt {
     fn new() -> Result<Arc<Rt>, ClientError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("coffer-client")
+        // A current-thread runtime: the calling thread drives the connection itself inside
+        // `block_on`, so a call costs no hop to a worker thread and back (with a worker, each
+        // call woke it to send and was woken by it on the answer: a large share of a small
+        // call's latency on loopback). Several threads may still call at once: one drives,
+        // the others are woken as their answers arrive.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| ClientError::InvalidUse(format!("cannot start the client's runtime: {e}")))?;
-        Ok(Arc::new(Rt(Some(runtime))))
+        let rt = Arc::new(Rt(Some(runtime)));
+        spawn_idle_driver(Arc::downgrade(&rt))?;
+        Ok(rt)
     }
 
     fn runtime(&self) -> Result<&Runtime, ClientError> {
@@ -51,6 +58,34 @@ impl Rt {
         }
         Ok(self.runtime()?.block_on(future))
     }
+}
+
+/// How often the idle driver runs the runtime, and for how long. Well within the node's
+/// HTTP/2 keepalive (a ping after 30 s of quiet, answered within 10 s).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+const IDLE_SLICE: Duration = Duration::from_millis(5);
+
+/// Between calls nobody drives a current-thread runtime, yet the connection must still
+/// answer the node's keepalive pings (else the node drops it) and background tasks (closing
+/// a dropped session) must run. This thread drives the runtime for a moment every
+/// [`IDLE_TICK`] while the runtime lives, and ends when it is gone.
+fn spawn_idle_driver(rt: Weak<Rt>) -> Result<(), ClientError> {
+    std::thread::Builder::new()
+        .name("coffer-client-idle".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(IDLE_TICK);
+                // Holding the Arc only for the slice: the runtime is never dropped while
+                // this thread drives it, and not kept alive by it otherwise.
+                let Some(rt) = rt.upgrade() else { return };
+                if let Some(runtime) = &rt.0 {
+                    // The timer is made inside the runtime: it needs the runtime's clock.
+                    runtime.block_on(async { tokio::time::sleep(IDLE_SLICE).await });
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ClientError::InvalidUse(format!("cannot start the client's idle driver: {e}")))
 }
 
 /// Blocking [`crate::Client`]. Cheap to clone; `Send + Sync`.
@@ -341,6 +376,18 @@ mod tests {
         assert!(matches!(result, Err(ClientError::InvalidUse(_))), "{result:?}");
         // And dropping the private runtime inside an async context does not panic either.
         outer.block_on(async move { drop(rt) });
+    }
+
+    #[test]
+    fn the_idle_driver_runs_background_work_between_calls() {
+        // A task spawned with no blocking call in progress (as a dropped session's close is)
+        // still runs: the idle driver drives the current-thread runtime.
+        let rt = Rt::new().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.runtime().unwrap().spawn(async move {
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(IDLE_TICK * 10).is_ok(), "the spawned task never ran");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One-shot cryptography: sign, verify, encrypt, decrypt, digest, random. These run under
-//! the HSM's read lock, concurrently, and are not audited (CloudHSM does not either).
+//! the HSM's read lock, concurrently, and are not audited (CloudHSM does not either). Small
+//! inputs run inline on the request's task ([`Node::quick`]), larger ones in the blocking pool.
 
 use std::sync::Arc;
 
@@ -7,13 +8,13 @@ use coffer_hsm::ObjectHandle;
 use coffer_proto::v1;
 
 use crate::convert;
-use crate::node::{Node, NodeError};
+use crate::node::{INLINE_MAX_BYTES, Node, NodeError};
 
 pub(super) async fn sign(node: &Arc<Node>, request: v1::SignRequest) -> Result<v1::SignResponse, NodeError> {
     let mechanism = convert::sign_mechanism(request.mechanism)?;
-    node.blocking(move |node| {
+    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
-        let signature = node.hsm().sign(session, ObjectHandle(request.key), &mechanism, &request.data)?;
+        let signature = hsm.sign(session, ObjectHandle(request.key), &mechanism, &request.data)?;
         Ok(v1::SignResponse { signature })
     })
     .await
@@ -21,15 +22,9 @@ pub(super) async fn sign(node: &Arc<Node>, request: v1::SignRequest) -> Result<v
 
 pub(super) async fn verify(node: &Arc<Node>, request: v1::VerifyRequest) -> Result<v1::Empty, NodeError> {
     let mechanism = convert::sign_mechanism(request.mechanism)?;
-    node.blocking(move |node| {
+    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
-        node.hsm().verify(
-            session,
-            ObjectHandle(request.key),
-            &mechanism,
-            &request.data,
-            &request.signature,
-        )?;
+        hsm.verify(session, ObjectHandle(request.key), &mechanism, &request.data, &request.signature)?;
         Ok(v1::Empty {})
     })
     .await
@@ -40,9 +35,9 @@ pub(super) async fn encrypt(
     request: v1::CipherRequest,
 ) -> Result<v1::CipherResponse, NodeError> {
     let mechanism = convert::cipher_mechanism(request.mechanism)?;
-    node.blocking(move |node| {
+    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
-        let out = node.hsm().encrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
+        let out = hsm.encrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
         Ok(v1::CipherResponse { data: out.data, generated_iv: out.generated_iv.unwrap_or_default() })
     })
     .await
@@ -53,9 +48,9 @@ pub(super) async fn decrypt(
     request: v1::CipherRequest,
 ) -> Result<v1::CipherResponse, NodeError> {
     let mechanism = convert::cipher_mechanism(request.mechanism)?;
-    node.blocking(move |node| {
+    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
-        let plain = node.hsm().decrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
+        let plain = hsm.decrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
         Ok(v1::CipherResponse { data: plain.to_vec(), generated_iv: Vec::new() })
     })
     .await
@@ -66,9 +61,9 @@ pub(super) async fn digest(
     request: v1::DigestRequest,
 ) -> Result<v1::DigestResponse, NodeError> {
     let hash = convert::hash_from_wire(request.hash)?;
-    node.blocking(move |node| {
+    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
-        Ok(v1::DigestResponse { digest: node.hsm().digest(session, hash, &request.data)? })
+        Ok(v1::DigestResponse { digest: hsm.digest(session, hash, &request.data)? })
     })
     .await
 }
@@ -78,9 +73,9 @@ pub(super) async fn generate_random(
     request: v1::GenerateRandomRequest,
 ) -> Result<v1::GenerateRandomResponse, NodeError> {
     let len = convert::bounded_len(request.length, node.config().limits.max_message_bytes, "random output")?;
-    node.blocking(move |node| {
+    node.quick(len <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
-        Ok(v1::GenerateRandomResponse { data: node.hsm().generate_random(session, len)? })
+        Ok(v1::GenerateRandomResponse { data: hsm.generate_random(session, len)? })
     })
     .await
 }
