@@ -425,7 +425,7 @@ impl NodeProcess {
     }
 
     /// Stops the node: first the graceful way cofferd supports, SIGTERM (sent with the
-    /// `kill` command, as this crate forbids the `unsafe` a direct `kill(2)` needs), on which
+    /// `kill` command, since a direct `kill(2)` call needs FFI, which this crate forbids), on which
     /// it closes its sessions and writes its audit log's closing checkpoint; then, if it has
     /// not exited after [`STOP_TIMEOUT`], by killing it.
     async fn stop(&mut self) {

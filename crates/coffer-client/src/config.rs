@@ -94,7 +94,7 @@ impl ClientConfig {
     }
 
     /// [`from_env`](Self::from_env) with the variable's value passed in (tests cannot set
-    /// environment variables without `unsafe` in Rust 2024).
+    /// environment variables safely in Rust 2024: `set_var` may only be called in an unchecked block there).
     fn from_env_value(value: Option<OsString>) -> Result<Self, ClientError> {
         match value {
             Some(v) if !v.is_empty() => Self::load(Path::new(&v)),
