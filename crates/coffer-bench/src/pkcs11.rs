@@ -11,9 +11,9 @@
 //!   there with `softhsm2-util --init-token --free --label bench`.
 //!
 //! Both libraries read their configuration from the environment (`COFFER_CONFIG`,
-//! `SOFTHSM2_CONF`) when they are initialised. Changing
-//! this process's environment needs code this crate forbids, so each module is measured in a child process of this
-//! program (`coffer-bench pkcs11-module --module PATH --secs S`) given that environment.
+//! `SOFTHSM2_CONF`) when they are initialised. Changing this process's environment needs code
+//! this crate forbids, so each module is measured in a child process of this program
+//! (`coffer-bench pkcs11-module --module PATH --secs S`) given that environment.
 //! The child prints one tab-separated line per measured row; this process prints the table.
 //! A module is told apart by its `C_GetInfo` manufacturer: `SoftHSM` logs in to the token
 //! labelled `bench` with its PIN, any other module to its first token as the crypto-user.
