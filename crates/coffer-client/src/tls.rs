@@ -30,19 +30,36 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// The rustls client configuration the client configuration describes: TLS 1.3 only, ALPN
-/// `h2`, the node verified against the trust anchor (or, without one, the pinned fingerprint),
-/// and the client certificate presented when configured.
+/// How a client decides to trust a node.
+#[derive(Debug, Clone, Copy)]
+pub enum ServerTrust<'a> {
+    /// Verify the node's chain against the trust anchor(s) in this PEM text (`customerCA.crt`).
+    AnchorPem(&'a [u8]),
+    /// Accept exactly the certificate with this SHA-256 fingerprint (the bootstrap certificate
+    /// an uninitialised node prints), `SHA256:` prefix and colons optional.
+    Fingerprint(&'a str),
+}
+
+/// A client certificate chain and its private key, both PEM, for mutual TLS.
+#[derive(Clone, Copy)]
+pub struct ClientCertPem<'a> {
+    pub chain: &'a [u8],
+    pub key: &'a [u8],
+}
+
+impl std::fmt::Debug for ClientCertPem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertPem").finish_non_exhaustive()
+    }
+}
+
+/// The rustls client configuration the client configuration describes: the files it names are
+/// read and handed to [`rustls_client_config`].
 pub(crate) fn rustls_config(config: &ClientConfig) -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ClientError::Protocol(format!("TLS 1.3 with aws-lc-rs: {e}")))?;
-    let builder = match (&config.trust_anchor, &config.server_fingerprint) {
-        (Some(anchor), _) => builder.with_root_certificates(root_store(anchor)?),
-        (None, Some(fingerprint)) => {
-            let verifier = PinnedServerVerifier::new(fingerprint)?;
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
-        }
+    let anchor = config.trust_anchor.as_deref().map(read_pem).transpose()?;
+    let trust = match (&anchor, &config.server_fingerprint) {
+        (Some(pem), _) => ServerTrust::AnchorPem(pem),
+        (None, Some(fingerprint)) => ServerTrust::Fingerprint(fingerprint),
         (None, None) => {
             return Err(ClientError::Config {
                 path: Default::default(),
@@ -52,38 +69,88 @@ pub(crate) fn rustls_config(config: &ClientConfig) -> Result<Arc<rustls::ClientC
             });
         }
     };
-    let mut tls = match (&config.client_cert, &config.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = certificates(cert)?;
+    let credentials = match (&config.client_cert, &config.client_key) {
+        (Some(cert), Some(key)) => Some((read_pem(cert)?, Zeroizing::new(read_pem(key)?), cert, key)),
+        _ => None,
+    };
+    let client_cert = credentials.as_ref().map(|(chain, key, _, _)| ClientCertPem { chain, key });
+    // Errors name the files the configuration gave.
+    let anchor_path = config.trust_anchor.as_deref().unwrap_or(Path::new(""));
+    rustls_client_config(trust, client_cert).map_err(|e| match e {
+        ClientError::Credentials { path, reason } => {
+            let path = match path.to_str() {
+                Some(ANCHOR_ORIGIN) => anchor_path.to_path_buf(),
+                Some(CHAIN_ORIGIN) => credentials.as_ref().map_or(path.clone(), |c| c.2.clone()),
+                Some(KEY_ORIGIN) => credentials.as_ref().map_or(path.clone(), |c| c.3.clone()),
+                _ => path,
+            };
+            ClientError::Credentials { path, reason }
+        }
+        other => other,
+    })
+}
+
+/// Names the in-memory inputs in errors; [`rustls_config`] replaces them with file paths.
+const ANCHOR_ORIGIN: &str = "trust anchor";
+const CHAIN_ORIGIN: &str = "client certificate";
+const KEY_ORIGIN: &str = "client key";
+
+/// A rustls client configuration: TLS 1.3 only, ALPN `h2`, the node trusted as `trust` says,
+/// and `client_cert` presented when given. The SDK builds its connections with it, and the
+/// node's tests use it to reach a node exactly as a client would.
+pub fn rustls_client_config(
+    trust: ServerTrust<'_>,
+    client_cert: Option<ClientCertPem<'_>>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Protocol(format!("TLS 1.3 with aws-lc-rs: {e}")))?;
+    let builder = match trust {
+        ServerTrust::AnchorPem(pem) => builder.with_root_certificates(root_store(pem)?),
+        ServerTrust::Fingerprint(fingerprint) => {
+            let verifier = PinnedServerVerifier::new(fingerprint)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+        }
+    };
+    let mut tls = match client_cert {
+        Some(ClientCertPem { chain, key }) => {
+            let chain = certificates(chain, CHAIN_ORIGIN)?;
             let key_der = private_key(key)?;
             builder.with_client_auth_cert(chain, key_der).map_err(|e| ClientError::Credentials {
-                path: key.clone(),
-                reason: format!("does not go with {}: {e}", cert.display()),
+                path: KEY_ORIGIN.into(),
+                reason: format!("does not go with the client certificate: {e}"),
             })?
         }
-        _ => builder.with_no_client_auth(),
+        None => builder.with_no_client_auth(),
     };
     tls.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Arc::new(tls))
 }
 
-/// A root store of every certificate in the trust anchor file.
-fn root_store(path: &Path) -> Result<RootCertStore, ClientError> {
+/// The bytes of a PEM file.
+fn read_pem(path: &Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|e| ClientError::Credentials {
+        path: path.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })
+}
+
+/// A root store of every certificate in the trust anchor PEM.
+fn root_store(pem: &[u8]) -> Result<RootCertStore, ClientError> {
     let mut roots = RootCertStore::empty();
-    for cert in certificates(path)? {
+    for cert in certificates(pem, ANCHOR_ORIGIN)? {
         roots.add(cert).map_err(|e| ClientError::Credentials {
-            path: path.to_path_buf(),
+            path: ANCHOR_ORIGIN.into(),
             reason: format!("not usable as a trust anchor: {e}"),
         })?;
     }
     Ok(roots)
 }
 
-/// The certificates of a PEM file; an error when it has none.
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    let bad = |reason: String| ClientError::Credentials { path: path.to_path_buf(), reason };
-    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+/// The certificates of a PEM text; an error when it has none.
+fn certificates(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let bad = |reason: String| ClientError::Credentials { path: origin.into(), reason };
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
     if certs.is_empty() {
@@ -92,12 +159,13 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError
     Ok(certs)
 }
 
-/// The private key of a PEM file. The file's bytes are wiped after parsing.
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
-    let bad = |reason: String| ClientError::Credentials { path: path.to_path_buf(), reason };
-    let pem = Zeroizing::new(std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?);
+/// The private key of a PEM text (the caller keeps the text in a wiping buffer).
+fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ClientError> {
     // The parser's error names the PEM section, never the key bytes.
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| bad(format!("holds no usable PEM private key: {e}")))
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| ClientError::Credentials {
+        path: KEY_ORIGIN.into(),
+        reason: format!("holds no usable PEM private key: {e}"),
+    })
 }
 
 /// Accepts exactly one server certificate, named by its SHA-256 fingerprint: the bootstrap

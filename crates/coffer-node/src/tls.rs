@@ -5,21 +5,21 @@
 //!   are registered, asks for a client certificate. [`ClientTrustAnchors`] is the live set of
 //!   anchors an admin manages with `cluster mtls register-trust-anchor | deregister-trust-anchor
 //!   | set-enforcement`; changes apply to the next handshake without a restart.
-//! * A client trusts only the customer's trust anchor, or — to talk to a node that is not
-//!   initialised yet — pins the SHA-256 fingerprint of the node's bootstrap certificate.
+//! * Clients (the SDK, and this crate's tests through it) build their side with
+//!   `coffer_client::rustls_client_config`: the customer's trust anchor, or the pinned
+//!   fingerprint of a node's bootstrap certificate.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use coffer_crypto::Module;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 
 use crate::pki::{self, IdentityKey, PkiError};
@@ -109,49 +109,6 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// How a client decides to trust a node.
-#[derive(Debug, Clone)]
-pub enum ServerTrust {
-    /// Verify the node's chain against this trust anchor (`customerCA.crt`), PEM.
-    Anchor(String),
-    /// Accept exactly the certificate with this SHA-256 fingerprint (a bootstrap certificate
-    /// printed by an uninitialised node), colon-separated or plain hex.
-    Pinned(String),
-}
-
-/// A client configuration: TLS 1.3 only, ALPN `h2`, trusting the node as `trust` says, and
-/// presenting `client_cert` (chain and key) when given.
-pub fn client_config(
-    module: &Module,
-    trust: &ServerTrust,
-    client_cert: Option<(Vec<CertificateDer<'static>>, &IdentityKey)>,
-) -> Result<Arc<ClientConfig>> {
-    let builder =
-        ClientConfig::builder_with_provider(provider()).with_protocol_versions(&[&rustls::version::TLS13])?;
-    let builder = match trust {
-        ServerTrust::Anchor(pem) => builder.with_root_certificates(root_store(pem)?),
-        ServerTrust::Pinned(fp) => {
-            let verifier = PinnedServerVerifier::new(module, fp)?;
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
-        }
-    };
-    let mut config = match client_cert {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, rustls_key(key))?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![ALPN_H2.to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// A root store holding the trust anchor(s) of a PEM text.
-fn root_store(pem: &str) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates_from_pem(pem)? {
-        roots.add(cert)?;
-    }
-    Ok(roots)
-}
-
 /// Normalises a fingerprint to 64 upper-case hex digits, whatever colons and case it came in.
 fn normalise_fingerprint(fp: &str) -> Result<String> {
     let hex: String = fp.chars().filter(|c| *c != ':').collect::<String>().to_ascii_uppercase();
@@ -159,68 +116,6 @@ fn normalise_fingerprint(fp: &str) -> Result<String> {
         return Err(TlsError::BadFingerprint(fp.to_owned()));
     }
     Ok(hex)
-}
-
-/// Accepts exactly one server certificate, named by its SHA-256 fingerprint. The handshake
-/// signature is still checked (against that certificate's key) by the provider, so pinning
-/// replaces only the chain-of-trust decision, not proof of possession of the key.
-#[derive(Debug)]
-pub struct PinnedServerVerifier {
-    module: Module,
-    fingerprint: String,
-    provider: Arc<CryptoProvider>,
-}
-
-impl PinnedServerVerifier {
-    /// A verifier for the certificate whose fingerprint is `fingerprint`.
-    pub fn new(module: &Module, fingerprint: &str) -> Result<Self> {
-        Ok(Self {
-            module: module.clone(),
-            fingerprint: normalise_fingerprint(fingerprint)?,
-            provider: provider(),
-        })
-    }
-}
-
-impl ServerCertVerifier for PinnedServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let seen = pki::fingerprint(&self.module, end_entity)
-            .map_err(|e| rustls::Error::General(format!("fingerprint: {e}")))?;
-        if seen.replace(':', "") == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// The registered client trust anchors and the enforcement flag, shared by every handshake.
@@ -403,6 +298,13 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+    use coffer_client::{ClientCertPem, ServerTrust};
+    use coffer_crypto::encoding::pem;
+    use zeroize::Zeroizing;
+
+    use rustls::ClientConfig;
+    use rustls::pki_types::ServerName;
+
     use super::*;
     use crate::pki::tests::initialised_cluster;
     use crate::pki::{DevCa, SubjectAltName, bootstrap_certificate, certificate_pem, issue_node_certificate};
@@ -426,11 +328,16 @@ mod tests {
         Fixture { module, ca, node_key, chain }
     }
 
-    /// A client certificate issued by `ca` (a leaf with clientAuth).
-    fn client_identity(module: &Module, ca: &DevCa) -> (Vec<CertificateDer<'static>>, IdentityKey) {
+    /// A client certificate issued by `ca` (a leaf with clientAuth), and its key, both PEM.
+    fn client_identity(module: &Module, ca: &DevCa) -> (String, Zeroizing<String>) {
         let key = IdentityKey::generate(module).unwrap();
         let pem = issue_node_certificate(ca.key(), ca.cert_pem(), key.public_key(), "client-1", &[]).unwrap();
-        (certificates_from_pem(&pem).unwrap(), key)
+        (pem, Zeroizing::new(pem::encode(pem::PRIVATE_KEY_LABEL, &key.pkcs8_der())))
+    }
+
+    /// The client side as the SDK builds it.
+    fn client(trust: ServerTrust<'_>, cert: Option<ClientCertPem<'_>>) -> Arc<ClientConfig> {
+        coffer_client::rustls_client_config(trust, cert).unwrap()
     }
 
     /// Which side refused a handshake.
@@ -488,10 +395,10 @@ mod tests {
     async fn a_client_trusting_the_anchor_connects_and_another_ca_is_refused() {
         let f = fixture();
         let server = server_config(f.chain.clone(), &f.node_key, ClientTrustAnchors::new(&f.module)).unwrap();
-        let good = client_config(&f.module, &ServerTrust::Anchor(f.ca.cert_pem().into()), None).unwrap();
+        let good = client(ServerTrust::AnchorPem(f.ca.cert_pem().as_bytes()), None);
         handshake(server.clone(), good).await.unwrap();
         let other = DevCa::create(&f.module, "other").unwrap();
-        let bad = client_config(&f.module, &ServerTrust::Anchor(other.cert_pem().into()), None).unwrap();
+        let bad = client(ServerTrust::AnchorPem(other.cert_pem().as_bytes()), None);
         assert_eq!(handshake(server, bad).await, Err(Refused::ByClient));
     }
 
@@ -500,11 +407,12 @@ mod tests {
         let f = fixture();
         let anchors = ClientTrustAnchors::new(&f.module);
         let server = server_config(f.chain.clone(), &f.node_key, anchors.clone()).unwrap();
-        let trust = ServerTrust::Anchor(f.ca.cert_pem().into());
+        let trust = ServerTrust::AnchorPem(f.ca.cert_pem().as_bytes());
         let client_ca = DevCa::create(&f.module, "clients").unwrap();
         let (client_chain, client_key) = client_identity(&f.module, &client_ca);
-        let with_cert = client_config(&f.module, &trust, Some((client_chain, &client_key))).unwrap();
-        let without_cert = client_config(&f.module, &trust, None).unwrap();
+        let cert = ClientCertPem { chain: client_chain.as_bytes(), key: client_key.as_bytes() };
+        let with_cert = client(trust, Some(cert));
+        let without_cert = client(trust, None);
 
         let fp = anchors.register(client_ca.cert_pem()).unwrap();
         assert_eq!(anchors.fingerprints(), vec![fp.clone()]);
@@ -534,12 +442,12 @@ mod tests {
         let (boot_der, fp) = bootstrap_certificate(&f.node_key, "node-1").unwrap();
         let boot_chain = vec![CertificateDer::from(boot_der)];
         let server = server_config(boot_chain, &f.node_key, ClientTrustAnchors::new(&f.module)).unwrap();
-        let pinned = client_config(&f.module, &ServerTrust::Pinned(fp), None).unwrap();
+        let pinned = client(ServerTrust::Fingerprint(&fp), None);
         handshake(server.clone(), pinned).await.unwrap();
 
         let other_key = IdentityKey::generate(&f.module).unwrap();
         let (_, other_fp) = bootstrap_certificate(&other_key, "node-2").unwrap();
-        let wrong = client_config(&f.module, &ServerTrust::Pinned(other_fp), None).unwrap();
+        let wrong = client(ServerTrust::Fingerprint(&other_fp), None);
         assert_eq!(handshake(server, wrong).await, Err(Refused::ByClient));
     }
 
@@ -559,7 +467,6 @@ mod tests {
         }
         let one_more = DevCa::create(&f.module, "one-more").unwrap();
         assert!(matches!(anchors.register(one_more.cert_pem()), Err(TlsError::TooManyAnchors)));
-        assert!(matches!(PinnedServerVerifier::new(&f.module, "zz"), Err(TlsError::BadFingerprint(_))));
         assert!(matches!(server_config(Vec::new(), &f.node_key, anchors), Err(TlsError::NoCertificate)));
     }
 }

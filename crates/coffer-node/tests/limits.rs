@@ -37,9 +37,7 @@ async fn an_address_outside_the_allow_list_is_closed_before_tls() {
     let read =
         tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.expect("closed in time");
     assert!(matches!(read, Ok(0) | Err(_)), "the node answered a refused address: {read:?}");
-    let module = coffer_crypto::Module::power_on();
-    let trust = coffer_node::tls::ServerTrust::Pinned(node.node().bootstrap_fingerprint().to_owned());
-    let config = coffer_node::tls::client_config(&module, &trust, None).expect("config");
+    let config = pinned_config(&node);
     assert!(connect_with(node.local_addr(), config).await.is_err());
     node.shutdown().await.expect("shutdown");
 }
@@ -63,9 +61,7 @@ async fn silent_garbage_and_oversized_clients_do_not_stall_others() {
     assert!(closed_within(&mut garbage, Duration::from_secs(5)).await, "a garbage client was kept");
 
     // Garbage after a good handshake (not HTTP/2): that connection is dropped.
-    let module = coffer_crypto::Module::power_on();
-    let trust = coffer_node::tls::ServerTrust::Pinned(node.node().bootstrap_fingerprint().to_owned());
-    let config = coffer_node::tls::client_config(&module, &trust, None).expect("config");
+    let config = pinned_config(&node);
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.expect("handshake");

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use coffer_crypto::Module;
+use coffer_client::{ClientCertPem, ServerTrust};
+use coffer_crypto::encoding::pem;
 use coffer_node::config::NodeConfig;
+use coffer_node::pki;
 use coffer_node::pki::IdentityKey;
-use coffer_node::tls::{self, ServerTrust};
 use coffer_node::{Node, RunningNode, ServerOptions};
 use coffer_proto::HsmClient;
 use coffer_proto::v1;
@@ -99,11 +100,15 @@ pub async fn connect_with(
     Ok(HsmClient::new(channel).max_decoding_message_size(8 << 20))
 }
 
+/// A TLS configuration pinning the node's bootstrap certificate, as the SDK builds it.
+pub fn pinned_config(node: &RunningNode) -> Arc<ClientConfig> {
+    let fingerprint = node.node().bootstrap_fingerprint();
+    coffer_client::rustls_client_config(ServerTrust::Fingerprint(fingerprint), None).expect("client config")
+}
+
 /// A client pinning the bootstrap certificate.
 pub async fn connect_pinned(node: &RunningNode) -> Client {
-    let module = node.node().module().clone();
-    let trust = ServerTrust::Pinned(node.node().bootstrap_fingerprint().to_owned());
-    let config = tls::client_config(&module, &trust, None).expect("client config");
+    let config = pinned_config(node);
     connect_with(node.local_addr(), config).await.expect("connect")
 }
 
@@ -113,9 +118,16 @@ pub async fn connect_anchored(
     anchor_pem: &str,
     client: Option<(Vec<CertificateDer<'static>>, &IdentityKey)>,
 ) -> Result<Client, tonic::transport::Error> {
-    let module = Module::power_on();
-    let config =
-        tls::client_config(&module, &ServerTrust::Anchor(anchor_pem.to_owned()), client).expect("config");
+    let chain: Option<String> =
+        client.as_ref().map(|(chain, _)| chain.iter().map(|der| pki::certificate_pem(der)).collect());
+    let key =
+        client.map(|(_, key)| zeroize::Zeroizing::new(pem::encode(pem::PRIVATE_KEY_LABEL, &key.pkcs8_der())));
+    let cert = chain
+        .as_ref()
+        .zip(key.as_ref())
+        .map(|(chain, key)| ClientCertPem { chain: chain.as_bytes(), key: key.as_bytes() });
+    let config = coffer_client::rustls_client_config(ServerTrust::AnchorPem(anchor_pem.as_bytes()), cert)
+        .expect("config");
     connect_with(addr, config).await
 }
 
