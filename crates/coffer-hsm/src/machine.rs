@@ -316,6 +316,27 @@ impl HsmState {
         Ok(state)
     }
 
+    /// Every record a store holding this state keeps, as puts: what [`from_records`] reads back
+    /// (cluster, limits, next handle, mTLS settings, users, objects). A node that installs a
+    /// replicated snapshot rewrites its store with these.
+    ///
+    /// [`from_records`]: Self::from_records
+    pub fn records(&self) -> Result<Vec<Change>> {
+        let mut out = Vec::with_capacity(4 + self.users.len() + self.objects.len());
+        let meta = |name: &str, bytes| Change::Put(RecordKey::Meta(name.into()), bytes);
+        out.push(meta(meta::CLUSTER, encode(&self.cluster)?));
+        out.push(meta(meta::LIMITS, encode(&self.limits)?));
+        out.push(meta(meta::NEXT_HANDLE, encode(&self.objects.next_handle().0)?));
+        out.push(meta(meta::MTLS, encode(&self.mtls)?));
+        for user in self.users.values() {
+            out.push(Change::Put(RecordKey::User(user.name.clone()), encode(user)?));
+        }
+        for object in self.objects.iter() {
+            out.push(Change::Put(RecordKey::Object(object.handle().0), encode(object)?));
+        }
+        Ok(out)
+    }
+
     /// Applies a command: plan, journal, commit (see the module documentation).
     pub fn apply(&mut self, cmd: &Command, journal: &mut dyn Journal) -> Result<Outcome> {
         let plan = self.plan(cmd);

@@ -174,6 +174,23 @@ impl Hsm {
         Ok(outcome)
     }
 
+    /// Replaces the applied state with a replicated snapshot's. Every opened key leaves the
+    /// cache (a key destroyed in the entries the snapshot covers must not stay usable), and
+    /// sessions of users the new state no longer has are logged out.
+    pub fn replace_state(&mut self, state: HsmState) {
+        self.state = state;
+        self.cache_lock().clear();
+        let gone: Vec<String> = self
+            .sessions
+            .logged_in_users()
+            .into_iter()
+            .filter(|user| self.state.user(user).is_none())
+            .collect();
+        for user in gone {
+            self.sessions.logout_user(&user);
+        }
+    }
+
     /// On the node that took the request, after its command was applied: binds the session
     /// of a successful login.
     pub fn finish(&mut self, outcome: &Outcome) -> Result<()> {

@@ -154,6 +154,13 @@ impl Sessions {
         Ok(user)
     }
 
+    /// The users logged in on some session, each once.
+    pub fn logged_in_users(&self) -> Vec<String> {
+        let users: std::collections::BTreeSet<&str> =
+            self.sessions.values().filter_map(|s| s.user.as_deref()).collect();
+        users.into_iter().map(str::to_owned).collect()
+    }
+
     /// Logs out every session of a deleted user.
     pub fn logout_user(&mut self, user: &str) {
         for session in self.sessions.values_mut().filter(|s| s.user.as_deref() == Some(user)) {
