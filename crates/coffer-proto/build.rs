@@ -1,8 +1,8 @@
-//! Compiles `proto/coffer/hsm/v1/*.proto` with protox, a pure-Rust protobuf compiler, so that
+//! Compiles `proto/coffer/hsm/v1/*.proto` and `proto/coffer/peer/v1/*.proto` with protox, a pure-Rust protobuf compiler, so that
 //! building needs no `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["coffer/hsm/v1/hsm.proto"];
+    let files = ["coffer/hsm/v1/hsm.proto", "coffer/peer/v1/peer.proto"];
     let descriptors = protox::compile(files, ["proto"])?;
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");

@@ -20,5 +20,15 @@ pub mod v1 {
     tonic::include_proto!("coffer.hsm.v1");
 }
 
+/// Generated messages and service stubs of `coffer.peer.v1`, the protocol between the nodes
+/// of one cluster (raft replication, forwarded writes, cloning).
+#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
+pub mod peer {
+    tonic::include_proto!("coffer.peer.v1");
+}
+
+/// The default peer port (raft replication and cloning between nodes).
+pub const DEFAULT_PEER_PORT: u16 = 2224;
+
 pub use v1::hsm_client::HsmClient;
 pub use v1::hsm_server::{Hsm, HsmServer};
