@@ -74,7 +74,7 @@ pub use config::{
 };
 pub use error::ClientError;
 pub use session::{CipherOutput, CipherStream, STREAM_CHUNK, Session};
-pub use tls::{ClientCertPem, ServerTrust, rustls_client_config};
+pub use tls::{ClientCertPem, NodeConnector, ServerTrust, rustls_client_config};
 
 #[cfg(test)]
 mod tests {

@@ -237,7 +237,7 @@ impl ServerCertVerifier for PinnedServerVerifier {
 /// again to reconnect). The URI tonic passes is ignored: the address and the name the
 /// certificate must carry are fixed per node.
 #[derive(Clone)]
-pub(crate) struct NodeConnector {
+pub struct NodeConnector {
     host: String,
     port: u16,
     server_name: ServerName<'static>,
@@ -256,7 +256,7 @@ impl std::fmt::Debug for NodeConnector {
 impl NodeConnector {
     /// A connector to `host:port` that checks the node's certificate for `host` (an IP address
     /// or a DNS name).
-    pub(crate) fn new(host: &str, port: u16, tls: Arc<rustls::ClientConfig>) -> Result<Self, ClientError> {
+    pub fn new(host: &str, port: u16, tls: Arc<rustls::ClientConfig>) -> Result<Self, ClientError> {
         let server_name = ServerName::try_from(host.to_owned()).map_err(|e| ClientError::Config {
             path: Default::default(),
             key: "endpoints".into(),
