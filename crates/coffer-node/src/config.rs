@@ -9,6 +9,8 @@
 //! | `data_dir` | `COFFER_NODE_DATA_DIR` | required |
 //! | `listen` | `COFFER_NODE_LISTEN` | `127.0.0.1:2223` (gRPC over TLS, CloudHSM's port) |
 //! | `metrics_listen` | `COFFER_NODE_METRICS_LISTEN` | `127.0.0.1:2280` (HTTP `/metrics`, `/health`) |
+//! | `peer_listen` | `COFFER_NODE_PEER_LISTEN` | `listen`'s address, port + 1 (`127.0.0.1:2224`; port 0 stays 0): raft and cloning between nodes, mutual TLS |
+//! | `join` | `COFFER_NODE_JOIN` | `false`: a node that has never been in a cluster starts a new one-node cluster; `true`: it waits to be added to an existing cluster |
 //! | `allowed_clients` | `COFFER_NODE_ALLOWED_CLIENTS` (comma-separated) | `["127.0.0.0/8", "::1/128"]` |
 //! | `pbkdf2_iterations` | `COFFER_NODE_PBKDF2_ITERATIONS` | 600,000 (seal passphrase and new user passwords; at least 1,000, for tests) |
 //! | `limits.max_message_bytes` | `COFFER_NODE_MAX_MESSAGE_BYTES` | 4 MiB |
@@ -85,6 +87,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
+    pub peer_listen: SocketAddr,
+    pub join: bool,
     pub allowed_clients: AllowList,
     pub limits: Limits,
     pub audit: AuditConfig,
@@ -100,6 +104,8 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
     metrics_listen: Option<String>,
+    peer_listen: Option<String>,
+    join: Option<bool>,
     allowed_clients: Option<Vec<String>>,
     pbkdf2_iterations: Option<u64>,
     #[serde(default)]
@@ -135,11 +141,13 @@ struct RawSeal {
 }
 
 /// Every key, with its environment variable.
-const KEYS: [(&str, &str); 15] = [
+const KEYS: [(&str, &str); 17] = [
     ("node_id", "COFFER_NODE_ID"),
     ("data_dir", "COFFER_NODE_DATA_DIR"),
     ("listen", "COFFER_NODE_LISTEN"),
     ("metrics_listen", "COFFER_NODE_METRICS_LISTEN"),
+    ("peer_listen", "COFFER_NODE_PEER_LISTEN"),
+    ("join", "COFFER_NODE_JOIN"),
     ("allowed_clients", "COFFER_NODE_ALLOWED_CLIENTS"),
     ("pbkdf2_iterations", "COFFER_NODE_PBKDF2_ITERATIONS"),
     ("limits.max_message_bytes", "COFFER_NODE_MAX_MESSAGE_BYTES"),
@@ -256,6 +264,14 @@ impl RawConfig {
             "data_dir" => self.data_dir = Some(value.into()),
             "listen" => self.listen = Some(value.to_owned()),
             "metrics_listen" => self.metrics_listen = Some(value.to_owned()),
+            "peer_listen" => self.peer_listen = Some(value.to_owned()),
+            "join" => {
+                self.join = Some(match value {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("'{other}' is not true or false")),
+                })
+            }
             "allowed_clients" => {
                 let list = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from);
                 self.allowed_clients = Some(list.collect());
@@ -287,6 +303,19 @@ impl RawConfig {
         if listen == metrics_listen && listen.port() != 0 {
             return Err(o.error("metrics_listen", format!("is the same address as listen ({listen})")));
         }
+        let peer_default = SocketAddr::new(
+            listen.ip(),
+            listen.port().checked_add(u16::from(listen.port() != 0)).unwrap_or(0),
+        );
+        let peer_listen = match self.peer_listen.as_deref() {
+            Some(text) => socket(o, "peer_listen", text)?,
+            None => peer_default,
+        };
+        for (other, key) in [(listen, "listen"), (metrics_listen, "metrics_listen")] {
+            if peer_listen == other && other.port() != 0 {
+                return Err(o.error("peer_listen", format!("is the same address as {key} ({other})")));
+            }
+        }
         let default_clients = || DEFAULT_ALLOWED_CLIENTS.iter().map(|s| (*s).to_owned()).collect();
         let allowed_clients = allow_list(o, &self.allowed_clients.unwrap_or_else(default_clients))?;
         let pbkdf2 =
@@ -296,6 +325,8 @@ impl RawConfig {
             data_dir,
             listen,
             metrics_listen,
+            peer_listen,
+            join: self.join.unwrap_or(false),
             allowed_clients,
             limits: self.limits.validate(o)?,
             audit: self.audit.validate(o)?,

@@ -35,6 +35,9 @@ pub fn status(error: &NodeError) -> Status {
         NodeError::BadRequest(_) => (Code::InvalidArgument, ckr::CKR_ARGUMENTS_BAD),
         NodeError::Pki(_) | NodeError::Tls(_) => (Code::InvalidArgument, ckr::CKR_ARGUMENTS_BAD),
         NodeError::Internal(_) => (Code::Internal, ckr::CKR_GENERAL_ERROR),
+        // Unavailable: the client may try another node, but never repeats the write blindly
+        // (it may still commit).
+        NodeError::NoQuorum(_) => (Code::Unavailable, ckr::CKR_DEVICE_ERROR),
     };
     let mut status = Status::new(code, error.to_string());
     let metadata = status.metadata_mut();

@@ -13,10 +13,11 @@
 use std::sync::Arc;
 
 use coffer_audit::{AuditLog, Event};
-use coffer_hsm::{Change, Journal, JournalError};
-use coffer_store::{Batch, Store};
+use coffer_hsm::{Change, Journal, JournalError, RecordKey};
+use coffer_store::{Batch, Store, Table};
 
 use crate::metrics::Metrics;
+use crate::node_keys::NODE_META_PREFIX;
 
 /// The audit log and the store of one node.
 #[derive(Debug)]
@@ -24,12 +25,52 @@ pub struct NodeJournal {
     audit: AuditLog,
     store: Store,
     metrics: Arc<Metrics>,
+    /// A node-local record to commit with the next [`Journal::record`] (the raft position of
+    /// the entry being applied), so the position and the command's changes land together.
+    carried: Option<Change>,
 }
 
 impl NodeJournal {
     /// A journal over an opened audit log and store.
     pub fn new(audit: AuditLog, store: Store, metrics: Arc<Metrics>) -> NodeJournal {
-        NodeJournal { audit, store, metrics }
+        NodeJournal { audit, store, metrics, carried: None }
+    }
+
+    /// Carries `change` into the store batch of the next [`Journal::record`].
+    pub fn carry(&mut self, change: Change) {
+        self.carried = Some(change);
+    }
+
+    /// Commits a carried change that no [`Journal::record`] took (a command refused before it
+    /// journaled anything).
+    pub fn flush_carried(&mut self) -> Result<(), JournalError> {
+        match self.carried.take() {
+            Some(change) => self.commit_local(&[change]),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits node-local records (the raft position and membership) in one batch.
+    pub fn commit_local(&mut self, changes: &[Change]) -> Result<(), JournalError> {
+        let batch = Batch::from_ops(changes.iter().cloned());
+        self.store.commit(&batch).map_err(|e| self.failed("store", &e))
+    }
+
+    /// Rewrites every replicated record (users, objects, the HSM's meta records) with
+    /// `records`, in one batch: what installing a snapshot does. Node-local records stay.
+    pub fn replace_replicated(&mut self, records: &[Change]) -> Result<(), JournalError> {
+        let mut ops = Vec::new();
+        for table in [Table::Users, Table::Objects, Table::Meta] {
+            let existing = self.store.iter(table).map_err(|e| self.failed("store", &e))?;
+            for (key, _) in existing {
+                let local = matches!(&key, RecordKey::Meta(name) if name.starts_with(NODE_META_PREFIX));
+                if !local {
+                    ops.push(Change::Delete(key));
+                }
+            }
+        }
+        ops.extend(records.iter().cloned());
+        self.store.commit(&Batch::from_ops(ops)).map_err(|e| self.failed("store", &e))
     }
 
     /// The store (for node-local records written outside a command).
@@ -65,8 +106,9 @@ impl Journal for NodeJournal {
         if !events.is_empty() {
             self.audit.append_batch(events).map_err(|e| self.failed("audit log", &e))?;
         }
-        if !changes.is_empty() {
-            let batch = Batch::from_ops(changes.iter().cloned());
+        let carried = self.carried.take();
+        if !changes.is_empty() || carried.is_some() {
+            let batch = Batch::from_ops(changes.iter().cloned().chain(carried));
             self.store.commit(&batch).map_err(|e| self.failed("store", &e))?;
         }
         Ok(())

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod node;
 pub mod node_keys;
 pub mod pki;
+pub mod raft;
 pub mod server;
 pub mod service;
 pub mod tls;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use coffer_audit::{AuditConfig as LogConfig, AuditLog, Opcode};
 use coffer_crypto::{CryptoError, Module};
 use coffer_hsm::{
-    ClusterState, Hsm, HsmError, HsmState, Limits as HsmLimits, Outcome, Prepared, SessionLimits,
+    ClusterState, Command, Hsm, HsmError, HsmState, Limits as HsmLimits, Outcome, Prepared, SessionLimits,
 };
 use coffer_store::{KeyFileSeal, PassphraseSeal, SealProvider, Store, Table};
 use rustls::ServerConfig;
@@ -35,10 +35,14 @@ use zeroize::Zeroizing;
 
 use crate::config::{NodeConfig, SealConfig};
 use crate::journal::NodeJournal;
-use crate::metrics::{Gauge, Metrics};
+use crate::metrics::Metrics;
 use crate::node_keys::{NODE_META_PREFIX, NodeKeys};
 use crate::pki::{self, PkiError, SubjectAltName};
-use crate::tls::{self, ClientTrustAnchors, TlsError};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{PeerError, Peers};
+use crate::raft::state_machine::Replica;
+use crate::raft::{Proposal, Raft, RaftCell};
+use crate::tls::{self, ClientTrustAnchors, PeerTls, TlsError};
 
 /// Length of a session token.
 pub const TOKEN_LEN: usize = 16;
@@ -52,6 +56,10 @@ pub const STORE_DIR: &str = "store";
 pub const AUDIT_LOG_FILE: &str = "audit.log";
 /// The audit public key (PEM) beside the audit log, for `coffer audit verify --key`.
 pub const AUDIT_PUBLIC_KEY_FILE: &str = "audit-public.pem";
+/// The raft log inside the data directory.
+pub const RAFT_LOG_FILE: &str = "raft.redb";
+/// How long a write waits to be committed by a majority and applied here.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a request failed. [`crate::convert::status`] turns it into a gRPC status.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +72,9 @@ pub enum NodeError {
     Tls(#[from] TlsError),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The write could not be committed by a majority of the cluster in time.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -107,9 +118,11 @@ struct Presented {
 pub struct Node {
     config: NodeConfig,
     module: Module,
-    hsm: RwLock<Hsm>,
-    /// `None` once the node has shut down.
-    journal: Mutex<Option<NodeJournal>>,
+    replica: Arc<Replica>,
+    log_store: LogStore,
+    /// Set once the node has started its raft (right after opening).
+    raft: RaftCell,
+    peers: Arc<Peers>,
     tokens: Mutex<HashMap<[u8; TOKEN_LEN], TokenEntry>>,
     keys: NodeKeys,
     anchors: Arc<ClientTrustAnchors>,
@@ -158,7 +171,10 @@ impl Node {
         };
         let hsm = Hsm::new(state, module.clone(), domain, sessions);
         let anchors = ClientTrustAnchors::new(&module);
-        sync_anchors(&anchors, hsm.state().mtls());
+        let raft_log = config.data_dir.join(RAFT_LOG_FILE);
+        let log_store = LogStore::open(&raft_log)
+            .map_err(|e| StartError::new(format!("raft log {}", raft_log.display()), e))?;
+        let peers = Peers::new();
         let (bootstrap_der, bootstrap_fingerprint) =
             pki::bootstrap_certificate(&keys.identity, &config.node_id)
                 .map_err(|e| StartError::new("bootstrap certificate", e))?;
@@ -168,12 +184,19 @@ impl Node {
             Presented { config, fingerprint: bootstrap_fingerprint.clone() }
         } else {
             let cluster_pem = hsm.state().cluster().certificate_pem.clone().unwrap_or_default();
-            node_presented(&keys, &config, &cluster_pem, &anchors)
-                .map_err(|e| StartError::new("node certificate", e))?
+            let (presented, peer_tls) = node_presented(&keys, &config, &cluster_pem, &anchors)
+                .map_err(|e| StartError::new("node certificate", e))?;
+            peers.set_tls(peer_tls);
+            presented
         };
+        let journal = NodeJournal::new(audit, store, metrics.clone());
+        let replica = Replica::new(keys.raft_id, hsm, journal, anchors.clone(), metrics.clone())
+            .map_err(|e| StartError::new("replication state", e))?;
         let node = Node {
-            journal: Mutex::new(Some(NodeJournal::new(audit, store, metrics.clone()))),
-            hsm: RwLock::new(hsm),
+            replica: Arc::new(replica),
+            log_store,
+            raft: RaftCell::default(),
+            peers,
             tokens: Mutex::default(),
             keys,
             anchors,
@@ -259,7 +282,7 @@ impl Node {
         T: Send + 'static,
         F: FnOnce(&Node, &Hsm) -> Result<T, NodeError> + Send + 'static,
     {
-        if inline && let Ok(hsm) = self.hsm.try_read() {
+        if inline && let Some(hsm) = self.replica.try_hsm() {
             return f(self, &hsm);
         }
         self.blocking(move |node| f(node, &node.hsm())).await
@@ -267,17 +290,40 @@ impl Node {
 
     /// The HSM for reading (concurrent with other readers).
     pub fn hsm(&self) -> RwLockReadGuard<'_, Hsm> {
-        // apply() plans before it commits and commits infallibly, so a panic cannot leave the
-        // state half-changed: a poisoned lock is still consistent.
-        self.hsm.read().unwrap_or_else(PoisonError::into_inner)
+        self.replica.hsm()
     }
 
     fn hsm_mut(&self) -> RwLockWriteGuard<'_, Hsm> {
-        self.hsm.write().unwrap_or_else(PoisonError::into_inner)
+        self.replica.hsm_mut()
     }
 
     fn journal(&self) -> MutexGuard<'_, Option<NodeJournal>> {
-        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+        self.replica.journal()
+    }
+
+    /// The replica: the HSM, the journal and the applied raft position.
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    /// The raft log store (handed to raft when the node starts).
+    pub fn log_store(&self) -> &LogStore {
+        &self.log_store
+    }
+
+    /// The peer credentials and channels.
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    /// The node's raft; `None` only between opening and starting.
+    pub fn raft(&self) -> Option<&Raft> {
+        self.raft.get()
+    }
+
+    /// Hands the node its started raft.
+    pub fn set_raft(&self, raft: Raft) {
+        self.raft.set(raft);
     }
 
     fn tokens(&self) -> MutexGuard<'_, HashMap<[u8; TOKEN_LEN], TokenEntry>> {
@@ -308,16 +354,78 @@ impl Node {
             Ok(prepared) => prepared,
             Err(refused) => return Err(self.refused(session, opcode, refused)),
         };
-        let outcome = {
-            let mut hsm = self.hsm_mut();
-            self.with_journal(|journal| hsm.submit(prepared, journal))
+        let outcome = match prepared {
+            Prepared::Local(change) => {
+                let mut hsm = self.hsm_mut();
+                self.with_journal(|journal| hsm.apply_local(change, journal))
+            }
+            Prepared::Command(command) => self.replicate(command).and_then(|outcome| {
+                self.hsm_mut().finish(&outcome)?;
+                Ok(outcome)
+            }),
         };
         self.refresh_gauges();
-        let outcome = outcome?;
-        if outcome == Outcome::MtlsChanged {
-            sync_anchors(&self.anchors, self.hsm().state().mtls());
+        outcome
+    }
+
+    /// Replicates a command and returns the outcome of applying it here. Called on a
+    /// blocking thread (as every change is), it drives the asynchronous proposal there.
+    fn replicate(&self, command: Command) -> Result<Outcome, NodeError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| NodeError::Internal("a write outside the node's runtime".into()))?;
+        handle.block_on(self.propose(command))
+    }
+
+    /// Proposes a command: to raft here when this node leads, else forwarded to the leader;
+    /// then waits until this node has applied the entry and returns the outcome its own
+    /// apply produced. Bounded by [`WRITE_TIMEOUT`].
+    pub async fn propose(&self, command: Command) -> Result<Outcome, NodeError> {
+        let raft = self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?;
+        let proposal = Proposal { origin: self.keys.raft_id, command };
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        let index =
+            tokio::time::timeout_at(deadline, self.commit(raft, &proposal)).await.map_err(|_| {
+                NodeError::NoQuorum(format!(
+                    "the write was not committed by a majority of the cluster's nodes within {} s \
+                 (it may still be applied once they are back)",
+                    WRITE_TIMEOUT.as_secs()
+                ))
+            })??;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !self.replica.wait_applied(index, left).await {
+            return Err(NodeError::NoQuorum(format!(
+                "the write was committed at index {index} but this node has not applied it within {} s",
+                WRITE_TIMEOUT.as_secs()
+            )));
         }
-        Ok(outcome)
+        let outcome = self.replica.outcome(index).ok_or_else(|| {
+            NodeError::Internal(format!("the outcome of the write at index {index} is not known here"))
+        })?;
+        Ok(outcome?)
+    }
+
+    /// Gets `proposal` committed; returns its log index. Retries while there is no leader or
+    /// the leader changes under it.
+    async fn commit(&self, raft: &Raft, proposal: &Proposal) -> Result<u64, NodeError> {
+        use openraft::error::{ClientWriteError, RaftError};
+        loop {
+            let leader = match raft.client_write(proposal.clone()).await {
+                Ok(written) => return Ok(written.log_id.index),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward.leader_node,
+                Err(e) => return Err(NodeError::NoQuorum(format!("the write cannot be replicated: {e}"))),
+            };
+            if let Some(leader) = leader {
+                match self.peers.propose(&leader.addr, proposal, WRITE_TIMEOUT).await {
+                    Ok(index) => return Ok(index),
+                    // The leader moved on, or cannot be reached: look again after a pause.
+                    Err(PeerError::Status { code: tonic::Code::FailedPrecondition, .. })
+                    | Err(PeerError::Unreachable { .. }) => {}
+                    Err(e) => return Err(NodeError::NoQuorum(format!("the leader refused the write: {e}"))),
+                }
+            }
+            // No leader known (an election is on): ask again shortly.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Audits a refused request; the refusal is the answer unless the audit itself failed.
@@ -353,16 +461,7 @@ impl Node {
 
     /// Updates the HSM gauges (sessions, keys, users).
     pub fn refresh_gauges(&self) {
-        let hsm = self.hsm();
-        let state = hsm.state();
-        let max_users = i64::from(state.limits().max_users);
-        let users = i64::try_from(state.users().count()).unwrap_or(i64::MAX);
-        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.metrics.set(Gauge::SessionCount, count(hsm.sessions().len()));
-        self.metrics.set(Gauge::KeysSessionOccupied, count(hsm.sessions().object_count()));
-        self.metrics.set(Gauge::KeysTokenOccupied, count(state.objects().len()));
-        self.metrics.set(Gauge::UsersMax, max_users);
-        self.metrics.set(Gauge::UsersAvailable, max_users - users);
+        self.replica.refresh_gauges();
     }
 
     // ---- sessions ----------------------------------------------------------------------------
@@ -449,11 +548,13 @@ impl Node {
         let valid = pki::validate_initialization(&csr_key, signed_cert_pem, trust_anchor_pem)?;
         // Everything that can fail for want of a good certificate fails before the state
         // changes, so a refused initialisation leaves the node UNINITIALIZED.
-        let presented = node_presented(&self.keys, &self.config, &valid.cluster_cert_pem, &self.anchors)?;
+        let (presented, peer_tls) =
+            node_presented(&self.keys, &self.config, &valid.cluster_cert_pem, &self.anchors)?;
         self.change(0, Opcode::CN_INIT_TOKEN, |hsm| {
             hsm.prepare_initialize(&valid.cluster_cert_pem, &valid.trust_anchor_pem)
         })?;
         *self.presented.write().unwrap_or_else(PoisonError::into_inner) = presented;
+        self.peers.set_tls(peer_tls);
         Ok(())
     }
 
@@ -506,34 +607,22 @@ fn application_of(ip: IpAddr) -> u64 {
     }
 }
 
-/// Brings the TLS client anchors in line with the replicated settings. An anchor that no
-/// longer passes the checks (expired) is left out: its clients are refused, which is safe.
-fn sync_anchors(anchors: &ClientTrustAnchors, settings: &coffer_hsm::MtlsSettings) {
-    for fingerprint in anchors.fingerprints() {
-        if settings.anchor(&fingerprint).is_none() {
-            let _ = anchors.deregister(&fingerprint);
-        }
-    }
-    let registered = anchors.fingerprints();
-    for anchor in &settings.anchors {
-        if !registered.iter().any(|f| f.eq_ignore_ascii_case(&anchor.fingerprint)) {
-            let _ = anchors.register(&anchor.certificate_pem);
-        }
-    }
-    anchors.set_enforcement(settings.enforce);
-}
-
-/// This node's certificate issued by the cluster key, as a TLS configuration (chain: node
-/// certificate, cluster certificate).
+/// This node's certificate issued by the cluster key, as the client port's TLS configuration
+/// (chain: node certificate, cluster certificate) and the peer port's.
 fn node_presented(
     keys: &NodeKeys,
     config: &NodeConfig,
     cluster_cert_pem: &str,
     anchors: &Arc<ClientTrustAnchors>,
-) -> Result<Presented, NodeError> {
-    let ip = config.listen.ip();
-    let ip = if ip.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { ip };
-    let sans = [SubjectAltName::Ip(ip), SubjectAltName::Dns("localhost".into())];
+) -> Result<(Presented, PeerTls), NodeError> {
+    let loopback_if_unspecified =
+        |ip: IpAddr| if ip.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { ip };
+    let ip = loopback_if_unspecified(config.listen.ip());
+    let peer_ip = loopback_if_unspecified(config.peer_listen.ip());
+    let mut sans = vec![SubjectAltName::Ip(ip), SubjectAltName::Dns("localhost".into())];
+    if peer_ip != ip {
+        sans.push(SubjectAltName::Ip(peer_ip));
+    }
     let node_pem = pki::issue_node_certificate(
         &keys.cluster,
         cluster_cert_pem,
@@ -544,8 +633,10 @@ fn node_presented(
     let mut chain = tls::certificates_from_pem(&node_pem)?;
     chain.extend(tls::certificates_from_pem(cluster_cert_pem)?);
     let fingerprint = pki::fingerprint(keys.identity.module(), &chain[0])?;
+    let cluster_der = chain.get(1).cloned().ok_or(TlsError::NoCertificate)?;
+    let peer = PeerTls::new(chain.clone(), &keys.identity, cluster_der)?;
     let config = tls::server_config(chain, &keys.identity, anchors.clone())?;
-    Ok(Presented { config, fingerprint })
+    Ok((Presented { config, fingerprint }, peer))
 }
 
 /// The seal provider the configuration names. A key file is made on the first start if it

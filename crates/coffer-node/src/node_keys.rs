@@ -26,6 +26,7 @@ const IDENTITY_KEY: &str = "node/identity_key";
 const CLUSTER_KEY: &str = "node/cluster_key";
 const AUDIT_KEY: &str = "node/audit_key";
 const CLUSTER_ID: &str = "node/cluster_id";
+const RAFT_ID: &str = "node/raft_id";
 
 /// Why the node's keys could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,8 @@ pub struct NodeKeys {
     pub cluster: IdentityKey,
     /// `cluster-` and 16 hex digits, made on the first start.
     pub cluster_id: String,
+    /// The node's id in the replication group: random, made on the first start, never zero.
+    pub raft_id: u64,
 }
 
 impl NodeKeys {
@@ -80,6 +83,20 @@ impl NodeKeys {
                 id
             }
         };
+        let raft_id = match store.get(&RecordKey::Meta(RAFT_ID.into()))? {
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| NodeKeyError::Corrupt(RAFT_ID, format!("{} bytes, not 8", bytes.len())))?,
+            None => {
+                let mut id = 0u64;
+                while id == 0 {
+                    let bytes: [u8; 8] = module.random(8)?.as_slice().try_into().unwrap_or([0; 8]);
+                    id = u64::from_be_bytes(bytes);
+                }
+                batch.put(RecordKey::Meta(RAFT_ID.into()), id.to_be_bytes().to_vec());
+                id
+            }
+        };
         if !batch.is_empty() {
             store.commit(&batch)?;
         }
@@ -87,6 +104,7 @@ impl NodeKeys {
             identity: IdentityKey::from_pkcs8(module, &identity)?,
             cluster: IdentityKey::from_pkcs8(module, &cluster)?,
             cluster_id,
+            raft_id,
         };
         Ok((keys, module.private_key_from_pkcs8(&audit)?.private))
     }
@@ -138,12 +156,14 @@ mod tests {
         assert_eq!(first.cluster.public_key(), again.cluster.public_key());
         assert_eq!(audit.public_key(), audit_again.public_key());
         assert_eq!(first.cluster_id, again.cluster_id);
+        assert_eq!(first.raft_id, again.raft_id);
+        assert_ne!(first.raft_id, 0);
         assert_ne!(first.identity.public_key(), first.cluster.public_key());
 
         // What is stored is sealed: no record holds the PKCS#8 bytes.
         let pkcs8 = first.identity.pkcs8_der();
         let records = store.iter(Table::Meta).unwrap_or_default();
-        assert_eq!(records.len(), 4);
+        assert_eq!(records.len(), 5, "three sealed keys, the cluster id and the raft id");
         assert!(records.iter().all(|(_, v)| !v.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice())));
     }
 }

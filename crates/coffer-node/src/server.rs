@@ -68,6 +68,7 @@ pub struct RunningNode {
     node: Arc<Node>,
     local_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    peer_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -90,6 +91,10 @@ impl Node {
             .map_err(|e| StartError::new(format!("metrics_listen {}", config.metrics_listen), e))?;
         let local_addr = listener.local_addr().map_err(|e| StartError::new("listen", e))?;
         let metrics_addr = metrics_listener.local_addr().map_err(|e| StartError::new("metrics_listen", e))?;
+        let peer_listener = TcpListener::bind(config.peer_listen)
+            .await
+            .map_err(|e| StartError::new(format!("peer_listen {}", config.peer_listen), e))?;
+        let peer_addr = peer_listener.local_addr().map_err(|e| StartError::new("peer_listen", e))?;
         let node = {
             let metrics = metrics.clone();
             tokio::task::spawn_blocking(move || Node::open(config, metrics))
@@ -97,20 +102,65 @@ impl Node {
                 .map_err(|e| StartError::new("start-up", e))??
         };
         let node = Arc::new(node);
+        let raft = start_raft(&node, peer_addr).await?;
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
+            tokio::spawn(crate::raft::peer::serve(
+                peer_listener,
+                raft,
+                node.peers().clone(),
+                stopped.clone(),
+            )),
             tokio::spawn(serve_grpc(node.clone(), listener, options, stopped.clone())),
             tokio::spawn(serve_http(metrics_listener, metrics, stopped.clone())),
             tokio::spawn(housekeeping(node.clone(), stopped)),
         ];
-        Ok(RunningNode { node, local_addr, metrics_addr, stop, tasks })
+        Ok(RunningNode { node, local_addr, metrics_addr, peer_addr, stop, tasks })
     }
 }
+
+/// Starts the node's raft over its log store and replica. A node that has never been in a
+/// cluster and is not told to wait for one (`join`) founds a one-node cluster of its own,
+/// advertising its peer address; more nodes join it later.
+async fn start_raft(node: &Arc<Node>, peer_addr: SocketAddr) -> Result<crate::raft::Raft, StartError> {
+    use crate::raft::network::PeerNetwork;
+    use crate::raft::state_machine::StateMachine;
+    let config = crate::raft::config(SNAPSHOT_EVERY).map_err(|e| StartError::new("raft configuration", e))?;
+    let log = node.log_store().clone();
+    let pristine = log.is_pristine().map_err(|e| StartError::new("raft log", e))?;
+    let network = PeerNetwork::new(node.peers().clone());
+    let machine = StateMachine::new(node.replica().clone(), log.clone());
+    let raft_id = node.keys().raft_id;
+    let raft = crate::raft::Raft::new(raft_id, Arc::new(config), network, log, machine)
+        .await
+        .map_err(|e| StartError::new("raft", e))?;
+    if pristine && !node.config().join {
+        let me = openraft::BasicNode { addr: advertised(peer_addr).to_string() };
+        raft.initialize(std::collections::BTreeMap::from([(raft_id, me)]))
+            .await
+            .map_err(|e| StartError::new("founding the cluster", e))?;
+    }
+    node.set_raft(raft.clone());
+    Ok(raft)
+}
+
+/// The address peers reach a listener at: an unspecified IP is advertised as loopback.
+fn advertised(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port()) } else { addr }
+}
+
+/// A snapshot every this many log entries (raft then purges the log before it).
+const SNAPSHOT_EVERY: u64 = 5000;
 
 impl RunningNode {
     /// The gRPC address (with the port the system chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The peer address (raft and cloning).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
     }
 
     /// The metrics and health address.
@@ -151,6 +201,9 @@ impl RunningNode {
             }
         }
         let node = self.node;
+        if let Some(raft) = node.raft() {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, raft.shutdown()).await;
+        }
         tokio::task::spawn_blocking(move || node.close()).await.map_err(|e| StartError::new("shutdown", e))?
     }
 }

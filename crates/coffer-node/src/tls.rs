@@ -109,6 +109,43 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The TLS configurations of the peer port, both ways: each node presents its chain (node
+/// certificate, cluster certificate) and trusts only certificates issued by the cluster key,
+/// so a certificate the owner's CA issued to anyone else does not open the peer port.
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    pub server: Arc<ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl PeerTls {
+    /// The peer configurations for `chain` (node certificate first) and `key`, trusting
+    /// `cluster_cert`.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: &IdentityKey,
+        cluster_cert: CertificateDer<'static>,
+    ) -> Result<PeerTls> {
+        let mut roots = RootCertStore::empty();
+        roots.add(cluster_cert).map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let roots = Arc::new(roots);
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let mut server = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain.clone(), rustls_key(key))?;
+        server.alpn_protocols = vec![ALPN_H2.to_vec()];
+        let mut client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, rustls_key(key))?;
+        client.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(PeerTls { server: Arc::new(server), client: Arc::new(client) })
+    }
+}
+
 /// Normalises a fingerprint to 64 upper-case hex digits, whatever colons and case it came in.
 fn normalise_fingerprint(fp: &str) -> Result<String> {
     let hex: String = fp.chars().filter(|c| *c != ':').collect::<String>().to_ascii_uppercase();

@@ -1,0 +1,221 @@
+//! The raft log, the vote, the committed index and the current snapshot, in a redb file
+//! beside the node's store. Every write is one durable redb transaction (fsynced before it
+//! returns), so openraft's "flushed" means on disk.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, Entry, OptionalSend, RaftLogReader, StorageIOError, Vote};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{LogId, NodeId, SnapshotMeta, StorageError, TypeConfig, decode, encode};
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const LAST_PURGED: &str = "last_purged";
+const SNAPSHOT_META: &str = "snapshot_meta";
+const SNAPSHOT_DATA: &str = "snapshot_data";
+
+/// Why the log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("raft log database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("raft log record does not decode: {0}")]
+    Codec(#[from] postcard::Error),
+}
+
+fn db_error(e: impl Into<redb::Error>) -> LogError {
+    LogError::Db(e.into())
+}
+
+/// The log store; cheap to clone (one database handle).
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log at `path`.
+    pub fn open(path: &Path) -> Result<LogStore, LogError> {
+        let db = Database::create(path).map_err(db_error)?;
+        let txn = db.begin_write().map_err(db_error)?;
+        {
+            txn.open_table(LOG).map_err(db_error)?;
+            txn.open_table(META).map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)?;
+        Ok(LogStore { db: Arc::new(db) })
+    }
+
+    /// Whether this node has never taken part in a cluster (no vote, no entry).
+    pub fn is_pristine(&self) -> Result<bool, LogError> {
+        let vote: Option<Vote<NodeId>> = self.meta(VOTE)?;
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let log = txn.open_table(LOG).map_err(db_error)?;
+        Ok(vote.is_none() && log.is_empty().map_err(db_error)?)
+    }
+
+    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LogError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(META).map_err(db_error)?;
+        let Some(value) = table.get(key).map_err(db_error)? else { return Ok(None) };
+        Ok(Some(decode(value.value())?))
+    }
+
+    fn put_meta<T: Serialize>(&self, pairs: &[(&str, &T)]) -> Result<(), LogError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(META).map_err(db_error)?;
+            for (key, value) in pairs {
+                table.insert(*key, encode(value)?.as_slice()).map_err(db_error)?;
+            }
+        }
+        txn.commit().map_err(db_error)
+    }
+
+    /// Records the current snapshot (metadata and the encoded state).
+    pub fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), LogError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(META).map_err(db_error)?;
+            table.insert(SNAPSHOT_META, encode(meta)?.as_slice()).map_err(db_error)?;
+            table.insert(SNAPSHOT_DATA, data).map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)
+    }
+
+    /// The current snapshot, if one was built or installed.
+    pub fn load_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, LogError> {
+        let Some(meta) = self.meta(SNAPSHOT_META)? else { return Ok(None) };
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(META).map_err(db_error)?;
+        let data =
+            table.get(SNAPSHOT_DATA).map_err(db_error)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        Ok(Some((meta, data)))
+    }
+
+    fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry<TypeConfig>>, LogError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(LOG).map_err(db_error)?;
+        let mut out = Vec::new();
+        for item in table.range::<u64>(range).map_err(db_error)? {
+            let (_, value) = item.map_err(db_error)?;
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId>, LogError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(LOG).map_err(db_error)?;
+        let Some((_, value)) = table.last().map_err(db_error)? else { return Ok(None) };
+        let entry: Entry<TypeConfig> = decode(value.value())?;
+        Ok(Some(entry.log_id))
+    }
+
+    fn remove(&self, range: (Bound<u64>, Bound<u64>), purged: Option<&LogId>) -> Result<(), LogError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(LOG).map_err(db_error)?;
+            table.retain_in::<u64, _>(range, |_, _| false).map_err(db_error)?;
+            if let Some(purged) = purged {
+                let mut meta = txn.open_table(META).map_err(db_error)?;
+                meta.insert(LAST_PURGED, encode(purged)?.as_slice()).map_err(db_error)?;
+            }
+        }
+        txn.commit().map_err(db_error)
+    }
+}
+
+fn read_error(e: &LogError) -> StorageError {
+    StorageIOError::read_logs(AnyError::new(e)).into()
+}
+
+fn write_error(e: &LogError) -> StorageError {
+    StorageIOError::write_logs(AnyError::new(e)).into()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        self.entries(bounds).map_err(|e| read_error(&e))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.meta(LAST_PURGED).map_err(|e| read_error(&e))?;
+        let last = self.last_entry_id().map_err(|e| read_error(&e))?;
+        Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        self.put_meta(&[(VOTE, vote)]).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        self.meta(VOTE).map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.put_meta(&[(COMMITTED, &committed)]).map_err(|e| write_error(&e))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let committed: Option<Option<LogId>> = self.meta(COMMITTED).map_err(|e| read_error(&e))?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let written = (|| {
+            let txn = self.db.begin_write().map_err(db_error)?;
+            {
+                let mut table = txn.open_table(LOG).map_err(db_error)?;
+                for entry in entries {
+                    table.insert(entry.log_id.index, encode(&entry)?.as_slice()).map_err(db_error)?;
+                }
+            }
+            txn.commit().map_err(db_error)
+        })();
+        match written {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(write_error(&e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.remove((Bound::Included(log_id.index), Bound::Unbounded), None).map_err(|e| write_error(&e))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.remove((Bound::Unbounded, Bound::Included(log_id.index)), Some(&log_id))
+            .map_err(|e| write_error(&e))
+    }
+}
