@@ -95,7 +95,8 @@ pub async fn run(args: &UpArgs) -> Result<Value> {
     let metrics = args.metrics_listen.unwrap_or_else(|| default_metrics(args.listen));
     prepare_dir(&layout)?;
     let fast_kdf = std::env::var(FAST_KDF_ENV).is_ok_and(|v| v == "1");
-    std::fs::write(layout.node_config(), node_config(&layout, args.listen, metrics, fast_kdf))
+    let ports = NodePorts { listen: args.listen, metrics, peer: default_peer(args.listen) };
+    std::fs::write(layout.node_config(), node_config(&layout, &ports, fast_kdf))
         .map_err(|e| CliError::io("write", &layout.node_config(), e))?;
 
     let mut node = NodeProcess::start(&cofferd, &layout.node_config()).await?;
@@ -140,6 +141,22 @@ fn default_metrics(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(listen.ip(), port)
 }
 
+/// The peer (raft) port: CloudHSM's 2223 gets cofferd's default 2224; any other port lets the
+/// system pick one, so that it cannot collide with the metrics port beside `listen` (a single
+/// local node has no peers to dial it).
+fn default_peer(listen: SocketAddr) -> SocketAddr {
+    let port = if listen.port() == coffer_proto::DEFAULT_PORT { coffer_proto::DEFAULT_PEER_PORT } else { 0 };
+    SocketAddr::new(listen.ip(), port)
+}
+
+/// The three addresses a node listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct NodePorts {
+    pub listen: SocketAddr,
+    pub metrics: SocketAddr,
+    pub peer: SocketAddr,
+}
+
 /// Makes `DIR` and `DIR/seal` private to the user.
 fn prepare_dir(layout: &Layout) -> Result<()> {
     for dir in [&layout.dir, &layout.seal_dir()] {
@@ -155,13 +172,14 @@ fn prepare_dir(layout: &Layout) -> Result<()> {
 }
 
 /// The node's configuration file.
-pub fn node_config(layout: &Layout, listen: SocketAddr, metrics: SocketAddr, fast_kdf: bool) -> String {
+pub fn node_config(layout: &Layout, ports: &NodePorts, fast_kdf: bool) -> String {
     let mut table = toml::Table::new();
     let path = |p: PathBuf| toml::Value::String(p.to_string_lossy().into_owned());
     table.insert("node_id".into(), NODE_ID.into());
     table.insert("data_dir".into(), path(layout.data_dir()));
-    table.insert("listen".into(), listen.to_string().into());
-    table.insert("metrics_listen".into(), metrics.to_string().into());
+    table.insert("listen".into(), ports.listen.to_string().into());
+    table.insert("metrics_listen".into(), ports.metrics.to_string().into());
+    table.insert("peer_listen".into(), ports.peer.to_string().into());
     if fast_kdf {
         table.insert("pbkdf2_iterations".into(), i64::from(FAST_KDF_ITERATIONS).into());
     }
@@ -471,18 +489,20 @@ mod tests {
     #[test]
     fn the_node_config_is_valid_for_cofferd() {
         let layout = Layout { dir: PathBuf::from("/tmp/coffer local \"x\"") };
-        let text =
-            node_config(&layout, "127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4001".parse().unwrap(), true);
+        let listen = "127.0.0.1:4000".parse().unwrap();
+        let ports =
+            NodePorts { listen, metrics: "127.0.0.1:4001".parse().unwrap(), peer: default_peer(listen) };
+        let text = node_config(&layout, &ports, true);
         let config =
             coffer_node::config::NodeConfig::from_sources("cofferd.toml", &text, Vec::new(), &[] as &[&str])
                 .unwrap();
         assert_eq!(config.data_dir, layout.data_dir());
         assert_eq!(config.listen.port(), 4000);
+        assert_eq!(config.peer_listen.port(), 0);
         assert_eq!(config.pbkdf2_iterations, FAST_KDF_ITERATIONS);
         assert_eq!(config.seal, coffer_node::config::SealConfig::KeyFile(layout.seal_key()));
         assert!(!layout.seal_key().starts_with(layout.data_dir()));
-        let slow =
-            node_config(&layout, "127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4001".parse().unwrap(), false);
+        let slow = node_config(&layout, &ports, false);
         assert!(!slow.contains("pbkdf2"));
     }
 
@@ -499,6 +519,8 @@ mod tests {
     fn metrics_default_beside_the_listen_port() {
         assert_eq!(default_metrics("127.0.0.1:2223".parse().unwrap()).port(), 2280);
         assert_eq!(default_metrics("127.0.0.1:5000".parse().unwrap()).port(), 5001);
+        assert_eq!(default_peer("127.0.0.1:2223".parse().unwrap()).port(), 2224);
+        assert_eq!(default_peer("127.0.0.1:5000".parse().unwrap()).port(), 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use coffer_cli::up::{Layout, node_config};
+use coffer_cli::up::{Layout, NodePorts, node_config};
 use coffer_crypto::Module;
 use coffer_node::pki::DevCa;
 use common::{As, coffer_bin, fails, free_port, ok};
@@ -37,9 +37,10 @@ impl Drop for Node {
 fn start_node(layout: &Layout) -> (Node, String) {
     std::fs::create_dir_all(layout.seal_dir()).unwrap();
     std::fs::set_permissions(layout.seal_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let metrics = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    std::fs::write(layout.node_config(), node_config(layout, listen, metrics, true)).unwrap();
+    let ports = NodePorts { listen, metrics, peer: "127.0.0.1:0".parse().unwrap() };
+    std::fs::write(layout.node_config(), node_config(layout, &ports, true)).unwrap();
     let mut child = Command::new(coffer_bin().with_file_name("cofferd"))
         .arg("--config")
         .arg(layout.node_config())
