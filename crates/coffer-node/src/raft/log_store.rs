@@ -121,6 +121,18 @@ impl LogStore {
         Ok(Some(entry.log_id))
     }
 
+    /// Writes `entries` in one durable transaction.
+    fn insert(&self, entries: impl IntoIterator<Item = Entry<TypeConfig>>) -> Result<(), LogError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut table = txn.open_table(LOG).map_err(db_error)?;
+            for entry in entries {
+                table.insert(entry.log_id.index, encode(&entry)?.as_slice()).map_err(db_error)?;
+            }
+        }
+        txn.commit().map_err(db_error)
+    }
+
     fn remove(&self, range: (Bound<u64>, Bound<u64>), purged: Option<&LogId>) -> Result<(), LogError> {
         let txn = self.db.begin_write().map_err(db_error)?;
         {
@@ -188,17 +200,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let written = (|| {
-            let txn = self.db.begin_write().map_err(db_error)?;
-            {
-                let mut table = txn.open_table(LOG).map_err(db_error)?;
-                for entry in entries {
-                    table.insert(entry.log_id.index, encode(&entry)?.as_slice()).map_err(db_error)?;
-                }
-            }
-            txn.commit().map_err(db_error)
-        })();
-        match written {
+        match self.insert(entries) {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -217,5 +219,84 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.remove((Bound::Unbounded, Bound::Included(log_id.index)), Some(&log_id))
             .map_err(|e| write_error(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 7), index)
+    }
+
+    fn blank(term: u64, index: u64) -> Entry<TypeConfig> {
+        Entry { log_id: log_id(term, index), payload: EntryPayload::Blank }
+    }
+
+    fn indexes(entries: &[Entry<TypeConfig>]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn entries_vote_and_committed_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("raft.redb");
+        {
+            let mut log = LogStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(log.is_pristine().unwrap_or_else(|e| panic!("{e}")));
+            log.insert((1..=3).map(|i| blank(1, i))).unwrap_or_else(|e| panic!("{e}"));
+            log.save_vote(&Vote::new_committed(1, 7)).await.unwrap_or_else(|e| panic!("{e}"));
+            log.save_committed(Some(log_id(1, 2))).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut log = LogStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!log.is_pristine().unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(log.read_vote().await.unwrap_or_else(|e| panic!("{e}")), Some(Vote::new_committed(1, 7)));
+        assert_eq!(log.read_committed().await.unwrap_or_else(|e| panic!("{e}")), Some(log_id(1, 2)));
+        let all = log.try_get_log_entries(..).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(indexes(&all), vec![1, 2, 3]);
+        let state = log.get_log_state().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state.last_log_id, Some(log_id(1, 3)));
+        assert_eq!(state.last_purged_log_id, None);
+    }
+
+    #[tokio::test]
+    async fn truncate_drops_the_tail_and_purge_the_head() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut log = LogStore::open(&dir.path().join("raft.redb")).unwrap_or_else(|e| panic!("{e}"));
+        log.insert((1..=6).map(|i| blank(1, i))).unwrap_or_else(|e| panic!("{e}"));
+        log.truncate(log_id(1, 5)).await.unwrap_or_else(|e| panic!("{e}"));
+        log.purge(log_id(1, 2)).await.unwrap_or_else(|e| panic!("{e}"));
+        let left = log.try_get_log_entries(..).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(indexes(&left), vec![3, 4]);
+        let some = log.try_get_log_entries(2..4).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(indexes(&some), vec![3]);
+        // Purging everything leaves the last log id at the purge point, as openraft requires.
+        log.purge(log_id(1, 4)).await.unwrap_or_else(|e| panic!("{e}"));
+        let state = log.get_log_state().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 4)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 4)));
+    }
+
+    #[tokio::test]
+    async fn a_saved_snapshot_loads_back_and_a_later_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = LogStore::open(&dir.path().join("raft.redb")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(log.load_snapshot().unwrap_or_else(|e| panic!("{e}")).is_none());
+        for (index, data) in [(3u64, b"first".as_slice()), (9, b"second")] {
+            let meta = SnapshotMeta {
+                last_log_id: Some(log_id(2, index)),
+                last_membership: Default::default(),
+                snapshot_id: format!("s{index}"),
+            };
+            log.save_snapshot(&meta, data).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (meta, data) =
+            log.load_snapshot().unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("none"));
+        assert_eq!(meta.last_log_id, Some(log_id(2, 9)));
+        assert_eq!(meta.snapshot_id, "s9");
+        assert_eq!(data, b"second");
     }
 }
