@@ -66,7 +66,17 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
+        self.commit_with_info(batch, &[])
+    }
+
+    /// Applies a batch and sets info entries in one durable transaction.
+    pub(crate) fn commit_with_info(&self, batch: &Batch, info: &[(&str, &[u8])]) -> Result<()> {
         self.write(|txn| {
+            let mut table = txn.open_table(STORE_INFO)?;
+            for (key, value) in info {
+                table.insert(*key, *value)?;
+            }
+            drop(table);
             let mut objects = txn.open_table(OBJECTS)?;
             let mut users = txn.open_table(USERS)?;
             let mut meta = txn.open_table(META)?;

@@ -76,7 +76,7 @@ pub use key_file_seal::KeyFileSeal;
 pub use passphrase_seal::{MAX_PBKDF2_ITERATIONS, PassphraseSeal};
 pub use provider::{SEALED_KEY_FILE_VERSION, SealProvider, SealedDomainKey};
 pub use seal::{BLOB_MIN_LEN, BLOB_VERSION, BlobContext, DOMAIN_KEY_LEN, DomainKey};
-pub use store::{DATABASE_FILE, SEALED_KEY_FILE, STORE_FORMAT_VERSION, Store};
+pub use store::{DATABASE_FILE, NEXT_SEALED_KEY_FILE, SEALED_KEY_FILE, STORE_FORMAT_VERSION, Store};
 
 #[cfg(test)]
 mod tests {

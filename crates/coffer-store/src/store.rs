@@ -23,6 +23,9 @@ use crate::seal::{BlobContext, DomainKey};
 pub const STORE_FORMAT_VERSION: u32 = 1;
 /// File name of the sealed domain key in the data directory.
 pub const SEALED_KEY_FILE: &str = "domain-key.sealed";
+/// The sealed domain key a store is switching to ([`Store::adopt_domain_key`]): present only
+/// between the two steps of an adoption, and resolved by the next open.
+pub const NEXT_SEALED_KEY_FILE: &str = "domain-key.sealed.next";
 /// File name of the database in the data directory.
 pub const DATABASE_FILE: &str = "state.redb";
 
@@ -79,12 +82,52 @@ impl Store {
             return Err(StoreError::StoreNotFound(dir));
         }
         refuse_secret_inside(&dir, seal)?;
-        let bytes = fs::read(&sealed_path).map_err(|e| StoreError::io(&sealed_path, e))?;
-        let key = seal.unwrap_domain_key(module, &SealedDomainKey::from_bytes(&bytes)?)?;
+        let key = read_sealed(&sealed_path, seal, module)?;
         let db = Db::open(&db_path)?;
         check_format_version(&db)?;
-        check_domain_key(&db, &key, module)?;
+        let next_path = dir.join(NEXT_SEALED_KEY_FILE);
+        let key = match check_domain_key(&db, &key, module) {
+            // An adoption was cut short before its database commit: the old key stands.
+            Ok(()) if next_path.exists() => {
+                fs::remove_file(&next_path).map_err(|e| StoreError::io(&next_path, e))?;
+                sync_dir(&dir)?;
+                key
+            }
+            Ok(()) => key,
+            // An adoption was cut short after its commit: finish it.
+            Err(StoreError::DomainKeyMismatch) if next_path.exists() => {
+                let next = read_sealed(&next_path, seal, module)?;
+                check_domain_key(&db, &next, module)?;
+                fs::rename(&next_path, &sealed_path).map_err(|e| StoreError::io(&sealed_path, e))?;
+                sync_dir(&dir)?;
+                next
+            }
+            Err(e) => return Err(e),
+        };
         Ok((Store { dir, db }, key))
+    }
+
+    /// Switches the store to another domain key (a node cloned into a cluster takes the
+    /// cluster's): `rewritten` holds the store's records sealed anew under `new`, and commits in
+    /// the same transaction as the new key check. The new sealed key is written beside the
+    /// old one first and renamed over it after the commit, so a crash at any point leaves a
+    /// store that opens with one key and records that all open under it.
+    pub fn adopt_domain_key(
+        &self,
+        seal: &dyn SealProvider,
+        module: &Module,
+        new: &DomainKey,
+        rewritten: &Batch,
+    ) -> Result<()> {
+        refuse_secret_inside(&self.dir, seal)?;
+        let sealed = seal.wrap_domain_key(module, new)?.to_bytes()?;
+        let check = new.seal(module, &DOMAIN_KEY_CHECK_CTX, b"")?;
+        let next_path = self.dir.join(NEXT_SEALED_KEY_FILE);
+        write_atomic(&next_path, &sealed)?;
+        self.db.commit_with_info(rewritten, &[(INFO_DOMAIN_KEY_CHECK, &check)])?;
+        let sealed_path = self.dir.join(SEALED_KEY_FILE);
+        fs::rename(&next_path, &sealed_path).map_err(|e| StoreError::io(&sealed_path, e))?;
+        sync_dir(&self.dir)
     }
 
     /// Seals the domain key anew with `seal` (a new passphrase, another provider) and replaces
@@ -166,6 +209,12 @@ fn check_format_version(db: &Db) -> Result<()> {
     Ok(())
 }
 
+/// Reads and unseals a sealed domain key file.
+fn read_sealed(path: &Path, seal: &dyn SealProvider, module: &Module) -> Result<DomainKey> {
+    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    seal.unwrap_domain_key(module, &SealedDomainKey::from_bytes(&bytes)?)
+}
+
 /// Opens the check blob sealed at creation: only the store's own domain key opens it.
 fn check_domain_key(db: &Db, key: &DomainKey, module: &Module) -> Result<()> {
     let check = db
@@ -229,5 +278,63 @@ mod tests {
         assert_eq!(mode(&dir.join(DATABASE_FILE)), 0o600);
         let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    fn seal() -> PassphraseSeal {
+        PassphraseSeal::new(b"adopt").unwrap().with_iterations(1000).unwrap()
+    }
+
+    const RECORD_CTX: BlobContext<'static> =
+        BlobContext { object_id: 7, class: KeyClass::Secret, key_type: KeyType::Aes, owner: "t" };
+
+    #[test]
+    fn an_adopted_domain_key_opens_the_store_and_its_rewritten_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let module = Module::power_on();
+        let (store, _old) = Store::create(&dir, &seal(), &module).unwrap();
+        let new = DomainKey::generate(&module).unwrap();
+        let mut batch = Batch::new();
+        batch.put(RecordKey::Meta("r".into()), new.seal(&module, &RECORD_CTX, b"secret").unwrap());
+        store.adopt_domain_key(&seal(), &module, &new, &batch).unwrap();
+        drop(store);
+        let (store, key) = Store::open(&dir, &seal(), &module).unwrap();
+        assert_eq!(key.expose_bytes(), new.expose_bytes());
+        let blob = store.get(&RecordKey::Meta("r".into())).unwrap().unwrap();
+        assert_eq!(key.open(&module, &RECORD_CTX, &blob).unwrap().as_slice(), b"secret");
+        assert!(!dir.join(NEXT_SEALED_KEY_FILE).exists());
+    }
+
+    #[test]
+    fn an_adoption_cut_short_after_its_commit_is_finished_by_the_next_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let module = Module::power_on();
+        let (store, _old) = Store::create(&dir, &seal(), &module).unwrap();
+        let old_sealed = fs::read(dir.join(SEALED_KEY_FILE)).unwrap();
+        let new = DomainKey::generate(&module).unwrap();
+        store.adopt_domain_key(&seal(), &module, &new, &Batch::new()).unwrap();
+        drop(store);
+        // As if the process died between the commit and the rename.
+        fs::rename(dir.join(SEALED_KEY_FILE), dir.join(NEXT_SEALED_KEY_FILE)).unwrap();
+        fs::write(dir.join(SEALED_KEY_FILE), old_sealed).unwrap();
+        let (_store, key) = Store::open(&dir, &seal(), &module).unwrap();
+        assert_eq!(key.expose_bytes(), new.expose_bytes());
+        assert!(!dir.join(NEXT_SEALED_KEY_FILE).exists());
+    }
+
+    #[test]
+    fn an_adoption_cut_short_before_its_commit_leaves_the_old_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let module = Module::power_on();
+        let (store, old) = Store::create(tmp.path().join("a"), &seal(), &module).unwrap();
+        drop(Store::create(tmp.path().join("b"), &seal(), &module).unwrap());
+        drop(store);
+        // As if the process died after writing the next key, before the commit.
+        let other = fs::read(tmp.path().join("b").join(SEALED_KEY_FILE)).unwrap();
+        fs::write(tmp.path().join("a").join(NEXT_SEALED_KEY_FILE), other).unwrap();
+        let (_store, key) = Store::open(tmp.path().join("a"), &seal(), &module).unwrap();
+        assert_eq!(key.expose_bytes(), old.expose_bytes());
+        assert!(!tmp.path().join("a").join(NEXT_SEALED_KEY_FILE).exists());
     }
 }
