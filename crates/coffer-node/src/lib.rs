@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allowlist;
+pub mod clone;
 pub mod config;
 pub mod convert;
 pub mod http;

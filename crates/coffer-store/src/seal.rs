@@ -55,6 +55,19 @@ impl DomainKey {
         Ok(DomainKey { key: Key::Secret(SecretKey::from_bytes(KeyType::Aes, bytes)?) })
     }
 
+    /// The raw key bytes in a wiped buffer, for cloning: a node hands its domain key to a new
+    /// member of its cluster only wrapped to that member's identity key (see coffer-node's
+    /// `clone` module); nothing else may call this.
+    pub fn export_for_clone(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.expose_bytes().to_vec())
+    }
+
+    /// Takes a domain key received by cloning (the unwrapped bytes of
+    /// [`DomainKey::export_for_clone`]).
+    pub fn import_from_clone(bytes: &[u8]) -> Result<DomainKey> {
+        Self::from_bytes(bytes)
+    }
+
     /// The raw key bytes, for sealing the domain key itself.
     pub(crate) fn expose_bytes(&self) -> &[u8] {
         match &self.key {
