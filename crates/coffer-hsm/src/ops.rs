@@ -54,8 +54,8 @@ use crate::template::{
     new_object_attributes, read_attributes,
 };
 use crate::user::{
-    PRECO_DEFAULT_PASSWORD, User, UserSummary, hash_new_password, hash_password, normalize_name,
-    random_password,
+    APPLIANCE_NAME, PRECO_DEFAULT_PASSWORD, User, UserSummary, hash_new_password, hash_password,
+    normalize_name, random_password,
 };
 
 /// Opened keys kept at most; past it the lowest handle is dropped (a later use reopens it).
@@ -189,6 +189,50 @@ impl Hsm {
         for user in gone {
             self.sessions.logout_user(&user);
         }
+    }
+
+    /// The domain key, for cloning: a node wraps it to a new member's identity key, and
+    /// re-seals its own node keys when it takes the cluster's.
+    pub fn domain_key(&self) -> &DomainKey {
+        &self.domain_key
+    }
+
+    /// Checks that `session` may change the cluster's membership (add or remove an HSM): an
+    /// admin's, on an active cluster. Nothing is proposed; the node runs the change.
+    pub fn check_membership_change(&self, session: u64) -> Result<()> {
+        let (_, role) = self.caller(session)?;
+        permission::check(Some(role), Operation::SetClusterSettings)?;
+        self.require_cluster(&[ClusterState::Active])
+    }
+
+    /// Audits one step of cloning. The appliance user performs it (as in CloudHSM), on
+    /// behalf of the request on `session` (0 on the node being cloned to).
+    pub fn record_clone_step(
+        &self,
+        journal: &mut dyn Journal,
+        session: u64,
+        opcode: Opcode,
+        response: std::result::Result<(), &HsmError>,
+    ) -> Result<()> {
+        let mut event = self.event(session, opcode, Vec::new(), None, response);
+        event.user = Some(APPLIANCE_NAME.to_owned());
+        event.user_type = Role::Appliance.user_type();
+        journal.record(&[event], &[]).map_err(|e| HsmError::JournalFailed(e.0))
+    }
+
+    /// Takes the cluster's domain key on a node cloned into the cluster. Only a node that
+    /// holds no token object may switch (its objects would no longer open); opened keys
+    /// leave the cache all the same.
+    pub fn replace_domain_key(&mut self, domain_key: DomainKey) -> Result<()> {
+        if !self.state.objects().is_empty() {
+            return Err(HsmError::ClusterState(format!(
+                "this node holds {} token objects; only an empty node can take another domain key",
+                self.state.objects().len()
+            )));
+        }
+        self.domain_key = domain_key;
+        self.cache_lock().clear();
+        Ok(())
     }
 
     /// On the node that took the request, after its command was applied: binds the session

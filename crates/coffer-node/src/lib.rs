@@ -18,6 +18,7 @@ pub mod config;
 pub mod convert;
 pub mod http;
 pub mod journal;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod node_keys;

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use coffer_audit::{AuditConfig as LogConfig, AuditLog, Opcode};
@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 use crate::config::{NodeConfig, SealConfig};
 use crate::journal::NodeJournal;
 use crate::metrics::Metrics;
-use crate::node_keys::{NODE_META_PREFIX, NodeKeys};
+use crate::node_keys::{self, NODE_META_PREFIX, NodeKeys};
 use crate::pki::{self, PkiError, SubjectAltName};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{PeerError, Peers};
@@ -108,7 +108,7 @@ struct TokenEntry {
 
 /// The certificate the node presents, switched at initialisation.
 #[derive(Debug)]
-struct Presented {
+pub(crate) struct Presented {
     config: Arc<ServerConfig>,
     fingerprint: String,
 }
@@ -124,7 +124,12 @@ pub struct Node {
     raft: RaftCell,
     peers: Arc<Peers>,
     tokens: Mutex<HashMap<[u8; TOKEN_LEN], TokenEntry>>,
-    keys: NodeKeys,
+    /// Replaced once, when the node is cloned into a cluster (the cluster's key and id).
+    keys: RwLock<Arc<NodeKeys>>,
+    /// What seals the domain key: kept to seal the cluster's when the node is cloned.
+    seal: Box<dyn SealProvider + Send + Sync>,
+    /// The peer port's address as other nodes reach it, set when the node starts serving.
+    peer_addr: OnceLock<String>,
     anchors: Arc<ClientTrustAnchors>,
     presented: RwLock<Presented>,
     bootstrap_fingerprint: String,
@@ -178,17 +183,23 @@ impl Node {
         let (bootstrap_der, bootstrap_fingerprint) =
             pki::bootstrap_certificate(&keys.identity, &config.node_id)
                 .map_err(|e| StartError::new("bootstrap certificate", e))?;
-        let presented = if hsm.state().cluster().state == ClusterState::Uninitialized {
-            let config = tls::server_config(vec![bootstrap_der.into()], &keys.identity, anchors.clone())
-                .map_err(|e| StartError::new("TLS configuration", e))?;
-            Presented { config, fingerprint: bootstrap_fingerprint.clone() }
-        } else {
-            let cluster_pem = hsm.state().cluster().certificate_pem.clone().unwrap_or_default();
-            let (presented, peer_tls) = node_presented(&keys, &config, &cluster_pem, &anchors)
-                .map_err(|e| StartError::new("node certificate", e))?;
-            peers.set_tls(peer_tls);
-            presented
-        };
+        let joined_cert =
+            node_keys::joined_cluster_certificate(&store).map_err(|e| StartError::new("node keys", e))?;
+        let presented =
+            if let (ClusterState::Uninitialized, None) = (hsm.state().cluster().state, &joined_cert) {
+                let config = tls::server_config(vec![bootstrap_der.into()], &keys.identity, anchors.clone())
+                    .map_err(|e| StartError::new("TLS configuration", e))?;
+                Presented { config, fingerprint: bootstrap_fingerprint.clone() }
+            } else {
+                // A node cloned into a cluster but not yet caught up has the certificate it was
+                // given; afterwards the state holds it.
+                let cluster_pem =
+                    hsm.state().cluster().certificate_pem.clone().or(joined_cert).unwrap_or_default();
+                let (presented, peer_tls) = node_presented(&keys, &config, &cluster_pem, &anchors)
+                    .map_err(|e| StartError::new("node certificate", e))?;
+                peers.set_tls(peer_tls);
+                presented
+            };
         let journal = NodeJournal::new(audit, store, metrics.clone());
         let replica = Replica::new(keys.raft_id, hsm, journal, anchors.clone(), metrics.clone())
             .map_err(|e| StartError::new("replication state", e))?;
@@ -198,7 +209,9 @@ impl Node {
             raft: RaftCell::default(),
             peers,
             tokens: Mutex::default(),
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
+            seal,
+            peer_addr: OnceLock::new(),
             anchors,
             presented: RwLock::new(presented),
             bootstrap_fingerprint,
@@ -246,8 +259,51 @@ impl Node {
     }
 
     /// The node's keys and cluster id.
-    pub fn keys(&self) -> &NodeKeys {
-        &self.keys
+    pub fn keys(&self) -> Arc<NodeKeys> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The registered client trust anchors.
+    pub(crate) fn anchors(&self) -> &Arc<ClientTrustAnchors> {
+        &self.anchors
+    }
+
+    /// The seal provider of the domain key.
+    pub(crate) fn seal(&self) -> &dyn SealProvider {
+        self.seal.as_ref()
+    }
+
+    /// The peer port's address as other nodes reach it (empty before the node serves).
+    pub fn peer_addr(&self) -> &str {
+        self.peer_addr.get().map_or("", String::as_str)
+    }
+
+    /// Records the peer port's advertised address (once, when the node starts serving).
+    pub(crate) fn set_peer_addr(&self, addr: String) {
+        let _ = self.peer_addr.set(addr);
+    }
+
+    /// Takes the keys of a cloned node, and presents its node certificate from the next
+    /// handshake on, to clients and peers.
+    pub(crate) fn switch_identity(&self, keys: NodeKeys, presented: Presented, peer_tls: PeerTls) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        *self.presented.write().unwrap_or_else(PoisonError::into_inner) = presented;
+        self.peers.set_tls(peer_tls);
+    }
+
+    /// Whether this node was started to be added to an existing cluster and has not been yet.
+    pub(crate) fn awaiting_clone(&self) -> Result<bool, NodeError> {
+        if !self.config.join || self.cluster_state() != ClusterState::Uninitialized {
+            return Ok(false);
+        }
+        let journal = self.journal();
+        let store = journal
+            .as_ref()
+            .ok_or_else(|| HsmError::JournalFailed("the node is shutting down".into()))?
+            .store();
+        let joined =
+            node_keys::joined_cluster_certificate(store).map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(joined.is_none())
     }
 
     /// The cluster's lifecycle state.
@@ -293,11 +349,11 @@ impl Node {
         self.replica.hsm()
     }
 
-    fn hsm_mut(&self) -> RwLockWriteGuard<'_, Hsm> {
+    pub(crate) fn hsm_mut(&self) -> RwLockWriteGuard<'_, Hsm> {
         self.replica.hsm_mut()
     }
 
-    fn journal(&self) -> MutexGuard<'_, Option<NodeJournal>> {
+    pub(crate) fn journal(&self) -> MutexGuard<'_, Option<NodeJournal>> {
         self.replica.journal()
     }
 
@@ -381,7 +437,7 @@ impl Node {
     /// apply produced. Bounded by [`WRITE_TIMEOUT`].
     pub async fn propose(&self, command: Command) -> Result<Outcome, NodeError> {
         let raft = self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?;
-        let proposal = Proposal { origin: self.keys.raft_id, command };
+        let proposal = Proposal { origin: self.keys().raft_id, command };
         let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
         let index =
             tokio::time::timeout_at(deadline, self.commit(raft, &proposal)).await.map_err(|_| {
@@ -532,7 +588,8 @@ impl Node {
             ))
             .into());
         }
-        Ok(pki::cluster_csr(&self.keys.cluster, &self.keys.cluster_id)?)
+        let keys = self.keys();
+        Ok(pki::cluster_csr(&keys.cluster, &keys.cluster_id)?)
     }
 
     /// InitializeCluster: checks the signed certificate and the anchor, issues this node's
@@ -544,12 +601,13 @@ impl Node {
             let refused = HsmError::ClusterState(format!("the cluster is {} already", state.name()));
             return Err(self.refused(0, Opcode::CN_INIT_TOKEN, refused));
         }
-        let csr_key = self.keys.cluster.public_key().spki_der().to_vec();
+        let keys = self.keys();
+        let csr_key = keys.cluster.public_key().spki_der().to_vec();
         let valid = pki::validate_initialization(&csr_key, signed_cert_pem, trust_anchor_pem)?;
         // Everything that can fail for want of a good certificate fails before the state
         // changes, so a refused initialisation leaves the node UNINITIALIZED.
         let (presented, peer_tls) =
-            node_presented(&self.keys, &self.config, &valid.cluster_cert_pem, &self.anchors)?;
+            node_presented(&keys, &self.config, &valid.cluster_cert_pem, &self.anchors)?;
         self.change(0, Opcode::CN_INIT_TOKEN, |hsm| {
             hsm.prepare_initialize(&valid.cluster_cert_pem, &valid.trust_anchor_pem)
         })?;
@@ -609,7 +667,7 @@ fn application_of(ip: IpAddr) -> u64 {
 
 /// This node's certificate issued by the cluster key, as the client port's TLS configuration
 /// (chain: node certificate, cluster certificate) and the peer port's.
-fn node_presented(
+pub(crate) fn node_presented(
     keys: &NodeKeys,
     config: &NodeConfig,
     cluster_cert_pem: &str,
@@ -645,7 +703,7 @@ fn seal_provider(
     config: &NodeConfig,
     module: &Module,
     first_start: bool,
-) -> Result<Box<dyn SealProvider>, StartError> {
+) -> Result<Box<dyn SealProvider + Send + Sync>, StartError> {
     match &config.seal {
         SealConfig::PassphraseFile(path) => {
             let what = || format!("seal.passphrase_file {}", path.display());

@@ -27,6 +27,10 @@ const CLUSTER_KEY: &str = "node/cluster_key";
 const AUDIT_KEY: &str = "node/audit_key";
 const CLUSTER_ID: &str = "node/cluster_id";
 const RAFT_ID: &str = "node/raft_id";
+/// The cluster certificate a cloned node received, kept until its first snapshot brings the
+/// cluster's state (which holds the certificate too), so that a restart in between still
+/// presents the node certificate.
+const JOINED_CLUSTER_CERT: &str = "node/joined_cluster_cert";
 
 /// Why the node's keys could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +112,64 @@ impl NodeKeys {
         };
         Ok((keys, module.private_key_from_pkcs8(&audit)?.private))
     }
+}
+
+impl NodeKeys {
+    /// This node's keys once it is cloned into a cluster: its own identity and raft id, the
+    /// cluster's key and id.
+    pub fn cloned(
+        &self,
+        module: &Module,
+        cluster_key_pkcs8: &[u8],
+        cluster_id: &str,
+    ) -> Result<NodeKeys, NodeKeyError> {
+        Ok(NodeKeys {
+            identity: IdentityKey::from_pkcs8(module, &self.identity.pkcs8_der())?,
+            cluster: IdentityKey::from_pkcs8(module, cluster_key_pkcs8)?,
+            cluster_id: cluster_id.to_owned(),
+            raft_id: self.raft_id,
+        })
+    }
+}
+
+/// The node records of a node cloned into a cluster, for [`Store::adopt_domain_key`]: the
+/// identity and audit keys opened with the `old` domain key and sealed under the `new` one,
+/// the cluster key and id replaced by the cluster's, and the cluster certificate kept.
+pub fn cloned_records(
+    store: &Store,
+    module: &Module,
+    old: &DomainKey,
+    new: &DomainKey,
+    keys: &NodeKeys,
+    cluster_cert_pem: &str,
+) -> Result<Batch, NodeKeyError> {
+    let mut batch = Batch::new();
+    for (name, key_type) in [(IDENTITY_KEY, KeyType::Ec), (AUDIT_KEY, KeyType::Ed25519)] {
+        let ctx = context(name, key_type);
+        let blob = store
+            .get(&RecordKey::Meta(name.into()))?
+            .ok_or_else(|| NodeKeyError::Corrupt(name, "missing".into()))?;
+        let pkcs8 = old.open(module, &ctx, &blob)?;
+        batch.put(RecordKey::Meta(name.into()), new.seal(module, &ctx, &pkcs8)?);
+    }
+    let cluster = keys.cluster.pkcs8_der();
+    batch.put(
+        RecordKey::Meta(CLUSTER_KEY.into()),
+        new.seal(module, &context(CLUSTER_KEY, KeyType::Ec), &cluster)?,
+    );
+    batch.put(RecordKey::Meta(CLUSTER_ID.into()), keys.cluster_id.clone().into_bytes());
+    batch.put(RecordKey::Meta(JOINED_CLUSTER_CERT.into()), cluster_cert_pem.as_bytes().to_vec());
+    Ok(batch)
+}
+
+/// The cluster certificate this node received when it was cloned, if it was.
+pub fn joined_cluster_certificate(store: &Store) -> Result<Option<String>, NodeKeyError> {
+    store
+        .get(&RecordKey::Meta(JOINED_CLUSTER_CERT.into()))?
+        .map(|bytes| {
+            String::from_utf8(bytes).map_err(|e| NodeKeyError::Corrupt(JOINED_CLUSTER_CERT, e.to_string()))
+        })
+        .transpose()
 }
 
 /// The blob context of a node key: bound to its record name, so sealed keys cannot be swapped.

@@ -130,6 +130,7 @@ async fn start_raft(node: &Arc<Node>, peer_addr: SocketAddr) -> Result<crate::ra
     let pristine = log.is_pristine().map_err(|e| StartError::new("raft log", e))?;
     let network = PeerNetwork::new(node.peers().clone());
     let machine = StateMachine::new(node.replica().clone(), log.clone());
+    node.set_peer_addr(advertised(peer_addr).to_string());
     let raft_id = node.keys().raft_id;
     let raft = crate::raft::Raft::new(raft_id, Arc::new(config), network, log, machine)
         .await

@@ -1,7 +1,7 @@
 //! The gRPC service (`coffer.hsm.v1.Hsm`) over one node.
 //!
 //! Each RPC is a small function in a submodule, grouped as the `.proto` groups them
-//! ([`cluster`], [`session`], [`users`], [`keys`], [`crypto`], [`stream`]); they translate the
+//! ([`cluster`], [`membership`], [`session`], [`users`], [`keys`], [`crypto`], [`stream`]); they translate the
 //! request ([`crate::convert`]), run the work on the node ([`Node::blocking`]) and translate
 //! the answer. This file wires them to the generated trait and records every call's result
 //! and latency in the metrics.
@@ -9,6 +9,7 @@
 mod cluster;
 mod crypto;
 mod keys;
+mod membership;
 mod session;
 mod stream;
 mod users;
@@ -81,6 +82,9 @@ impl coffer_proto::Hsm for NodeService {
     unary!(get_cluster_info, "GetClusterInfo", cluster, v1::GetClusterInfoRequest, v1::ClusterInfo);
     unary!(get_cluster_csr, "GetClusterCsr", cluster, v1::GetClusterCsrRequest, v1::GetClusterCsrResponse);
     unary!(initialize_cluster, "InitializeCluster", cluster, v1::InitializeClusterRequest, v1::ClusterInfo);
+    unary!(add_hsm, "AddHsm", membership, v1::AddHsmRequest, v1::HsmMember);
+    unary!(clone_offer, "CloneOffer", membership, v1::CloneOfferRequest, v1::CloneOfferResponse);
+    unary!(clone_install, "CloneInstall", membership, v1::CloneInstallRequest, v1::Empty);
     unary!(
         register_trust_anchor,
         "RegisterTrustAnchor",

@@ -44,8 +44,13 @@ impl Dirs {
     }
 
     pub fn config(&self, extra: &str, flags: &[&str]) -> NodeConfig {
+        self.config_for("node-1", extra, flags)
+    }
+
+    /// As [`Dirs::config`], for a node with another id.
+    pub fn config_for(&self, node_id: &str, extra: &str, flags: &[&str]) -> NodeConfig {
         let text = format!(
-            "node_id = \"node-1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+            "node_id = \"{node_id}\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
              pbkdf2_iterations = 1000\n{extra}\n[seal]\nkey_file = \"{}\"\n",
             self.data().display(),
             self.root.path().join("seal.key").display()

@@ -1,0 +1,314 @@
+//! Membership: adding an HSM to the cluster (CloudHSM's CreateHsm) by cloning.
+//!
+//! Two nodes take part, over the joining node's client port:
+//!
+//! - **The joining node** was started with `join = true`: it made its own identity key and
+//!   raft id, founded no cluster, and presents its self-signed bootstrap certificate.
+//!   [`Node::clone_offer`] hands out who it is (`CN_CLONE_TARGET_INIT`);
+//!   [`Node::clone_install`] opens the cluster's secrets wrapped to its identity key, takes
+//!   the domain key (re-sealing its own node keys under it, one store transaction), the
+//!   cluster key and id, and presents a node certificate from the cluster key from then on
+//!   (`CN_CLONE_TARGET_STAGE1`). It is then a node of the cluster with no state yet.
+//! - **The existing node** serves an admin's `AddHsm` ([`Node::add_hsm`]): it connects to
+//!   the joining node pinning the fingerprint the admin gave, takes its offer, wraps the
+//!   secrets to it ([`crate::clone`], `CN_CLONE_SOURCE_STAGE1`), installs them, then adds it
+//!   to the replication group as a learner (raft sends it the state, from a snapshot if the
+//!   log has been purged) and, once it has caught up, as a voter.
+//!
+//! Membership changes go through the raft leader; a node that does not lead refuses with
+//! the leader's address, and the caller asks there.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use coffer_audit::Opcode;
+use coffer_crypto::CryptoError;
+use coffer_hsm::{ClusterState, HsmError};
+use coffer_proto::v1;
+use openraft::{BasicNode, ChangeMembers};
+
+use crate::clone::{self, CloneBinding, CloneError, CloneOffer, CloneSecrets, WrappedClone};
+use crate::node::{Node, NodeError, node_presented};
+use crate::node_keys;
+
+/// How long the existing node waits for each call to the joining node.
+const JOINER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl From<CloneError> for NodeError {
+    fn from(e: CloneError) -> Self {
+        let crypto = match e {
+            CloneError::Crypto(e) => e,
+            CloneError::RecipientKey(_) => CryptoError::KeyTypeInconsistent(e.to_string()),
+            CloneError::DoesNotOpen | CloneError::Malformed(_) => {
+                CryptoError::WrappedKeyInvalid(e.to_string())
+            }
+        };
+        NodeError::Hsm(HsmError::Crypto(crypto))
+    }
+}
+
+/// A node added to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedHsm {
+    pub node_id: String,
+    pub raft_id: u64,
+    pub peer_addr: String,
+}
+
+impl Node {
+    /// CloneOffer: this node's id, raft id, identity public key and peer address, while it
+    /// waits to be cloned into a cluster (`join = true`, never cloned). Audited as
+    /// `CN_CLONE_TARGET_INIT`.
+    pub fn clone_offer(&self) -> Result<CloneOffer, NodeError> {
+        let result = self.offer();
+        self.audit_clone_step(0, Opcode::CN_CLONE_TARGET_INIT, &result)?;
+        result
+    }
+
+    fn offer(&self) -> Result<CloneOffer, NodeError> {
+        self.require_awaiting_clone()?;
+        let keys = self.keys();
+        Ok(CloneOffer {
+            node_id: self.config().node_id.clone(),
+            raft_id: keys.raft_id,
+            identity_spki: keys.identity.public_key().spki_der().to_vec(),
+            peer_addr: self.peer_addr().to_owned(),
+        })
+    }
+
+    /// CloneInstall: opens the cluster's secrets wrapped to this node's identity key, checks
+    /// that the cluster certificate is the cluster key's and chains to the trust anchor, and
+    /// takes them. Everything that can be refused is checked before anything changes; the
+    /// store switches to the cluster's domain key in one transaction. Audited as
+    /// `CN_CLONE_TARGET_STAGE1`.
+    pub fn clone_install(
+        &self,
+        wrapped: &WrappedClone,
+        cluster_cert_pem: &str,
+        trust_anchor_pem: &str,
+    ) -> Result<(), NodeError> {
+        let result = self.install(wrapped, cluster_cert_pem, trust_anchor_pem);
+        self.audit_clone_step(0, Opcode::CN_CLONE_TARGET_STAGE1, &result)?;
+        result
+    }
+
+    fn install(
+        &self,
+        wrapped: &WrappedClone,
+        cluster_cert_pem: &str,
+        trust_anchor_pem: &str,
+    ) -> Result<(), NodeError> {
+        self.require_awaiting_clone()?;
+        let module = self.module();
+        let keys = self.keys();
+        let spki = keys.identity.public_key().spki_der().to_vec();
+        let binding = CloneBinding { recipient_spki: &spki, raft_id: keys.raft_id };
+        let secrets = clone::unwrap(module, &keys.identity, &binding, wrapped)?;
+        let cloned = keys
+            .cloned(module, &secrets.cluster_key_pkcs8, &secrets.cluster_id)
+            .map_err(|_| CloneError::Malformed("the cluster key does not parse"))?;
+        let cluster_spki = cloned.cluster.public_key().spki_der().to_vec();
+        let valid = crate::pki::validate_initialization(&cluster_spki, cluster_cert_pem, trust_anchor_pem)?;
+        let (presented, peer_tls) =
+            node_presented(&cloned, self.config(), &valid.cluster_cert_pem, self.anchors())?;
+        // Two handles on the cluster's domain key: the store's and the HSM's.
+        let for_hsm = coffer_store::DomainKey::import_from_clone(&secrets.domain.export_for_clone())
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        {
+            let mut hsm = self.hsm_mut();
+            let journal = self.journal();
+            let journal = journal
+                .as_ref()
+                .ok_or_else(|| HsmError::JournalFailed("the node is shutting down".into()))?;
+            let store = journal.store();
+            let records = node_keys::cloned_records(
+                store,
+                module,
+                hsm.domain_key(),
+                &secrets.domain,
+                &cloned,
+                &valid.cluster_cert_pem,
+            )
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+            store.adopt_domain_key(self.seal(), module, &secrets.domain, &records).map_err(|e| {
+                HsmError::JournalFailed(format!("the store cannot take the cluster's domain key: {e}"))
+            })?;
+            hsm.replace_domain_key(for_hsm)?;
+        }
+        self.switch_identity(cloned, presented, peer_tls);
+        Ok(())
+    }
+
+    /// AddHsm: an admin's request to add the node at `address` (its client endpoint, whose
+    /// bootstrap certificate has `fingerprint`). Clones the cluster's secrets to it, then
+    /// adds it to the replication group: as a learner until it has caught up, then as a
+    /// voter. Runs on the raft leader.
+    pub async fn add_hsm(
+        &self,
+        session: u64,
+        address: &str,
+        fingerprint: &str,
+    ) -> Result<AddedHsm, NodeError> {
+        if let Err(refused) = self.hsm().check_membership_change(session) {
+            return Err(self.refused(session, Opcode::CN_CLONE_SOURCE_STAGE1, refused));
+        }
+        let raft =
+            self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?.clone();
+        self.require_leader(&raft)?;
+        let mut joiner = connect_pinned(address, fingerprint)?;
+        let offer = call(address, joiner.clone_offer(request(v1::CloneOfferRequest {}))).await?;
+        let offer = CloneOffer {
+            node_id: offer.node_id,
+            raft_id: offer.raft_id,
+            identity_spki: offer.identity_public_key,
+            peer_addr: offer.peer_address,
+        };
+        let members = raft.metrics().borrow().membership_config.membership().clone();
+        if members.get_node(&offer.raft_id).is_some() || offer.raft_id == 0 {
+            return Err(NodeError::Hsm(HsmError::ClusterState(format!(
+                "the node at {address} (raft id {}) is a member of the cluster already",
+                offer.raft_id
+            ))));
+        }
+        if offer.peer_addr.is_empty() {
+            return Err(NodeError::BadRequest(format!("the node at {address} offered no peer address")));
+        }
+        let result = self.wrap_for(&offer);
+        self.audit_clone_step(session, Opcode::CN_CLONE_SOURCE_STAGE1, &result)?;
+        let (wrapped, cluster_cert_pem, trust_anchor_pem) = result?;
+        let install = v1::CloneInstallRequest {
+            ephemeral_point: wrapped.ephemeral_point,
+            iv: wrapped.iv,
+            ciphertext: wrapped.ciphertext,
+            cluster_certificate_pem: cluster_cert_pem,
+            trust_anchor_pem,
+        };
+        call(address, joiner.clone_install(request(install))).await?;
+        let member = BasicNode { addr: offer.peer_addr.clone() };
+        raft.add_learner(offer.raft_id, member, true)
+            .await
+            .map_err(|e| NodeError::NoQuorum(format!("adding {} as a learner: {e}", offer.node_id)))?;
+        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([offer.raft_id])), false)
+            .await
+            .map_err(|e| NodeError::NoQuorum(format!("making {} a voter: {e}", offer.node_id)))?;
+        Ok(AddedHsm { node_id: offer.node_id, raft_id: offer.raft_id, peer_addr: offer.peer_addr })
+    }
+
+    /// The cluster's secrets wrapped to the offered node, with the cluster certificate and
+    /// trust anchor.
+    fn wrap_for(&self, offer: &CloneOffer) -> Result<(WrappedClone, String, String), NodeError> {
+        let module = self.module();
+        let recipient = module
+            .public_key_from_spki(&offer.identity_spki)
+            .map_err(|e| NodeError::from(CloneError::RecipientKey(e.to_string())))?;
+        let keys = self.keys();
+        let hsm = self.hsm();
+        let cluster = hsm.state().cluster();
+        let (Some(cert), Some(anchor)) = (cluster.certificate_pem.clone(), cluster.trust_anchor_pem.clone())
+        else {
+            return Err(NodeError::Hsm(HsmError::ClusterState("the cluster is not initialised".into())));
+        };
+        let secrets = CloneSecrets {
+            domain: coffer_store::DomainKey::import_from_clone(&hsm.domain_key().export_for_clone())
+                .map_err(|e| NodeError::Internal(e.to_string()))?,
+            cluster_key_pkcs8: keys.cluster.pkcs8_der(),
+            cluster_id: keys.cluster_id.clone(),
+        };
+        let binding = CloneBinding { recipient_spki: &offer.identity_spki, raft_id: offer.raft_id };
+        Ok((clone::wrap(module, &recipient, &binding, &secrets)?, cert, anchor))
+    }
+
+    fn require_awaiting_clone(&self) -> Result<(), NodeError> {
+        if self.awaiting_clone()? {
+            return Ok(());
+        }
+        let why = if !self.config().join {
+            "this node was not started to join a cluster (join = false)".to_owned()
+        } else if self.cluster_state() != ClusterState::Uninitialized {
+            format!("this node is {} already", self.cluster_state().name())
+        } else {
+            "this node has been cloned into a cluster already".to_owned()
+        };
+        Err(NodeError::Hsm(HsmError::ClusterState(why)))
+    }
+
+    fn require_leader(&self, raft: &crate::raft::Raft) -> Result<(), NodeError> {
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader == Some(metrics.id) {
+            return Ok(());
+        }
+        let leader = metrics
+            .current_leader
+            .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
+        Err(NodeError::Hsm(HsmError::ClusterState(match leader {
+            Some(addr) => format!(
+                "membership changes run on the leader; this node is not it (the leader's peer address is {addr})"
+            ),
+            None => "membership changes run on the leader, and there is none now".to_owned(),
+        })))
+    }
+
+    /// Audits a cloning step with its result.
+    fn audit_clone_step<T>(
+        &self,
+        session: u64,
+        opcode: Opcode,
+        result: &Result<T, NodeError>,
+    ) -> Result<(), NodeError> {
+        let stand_in;
+        let response = match result {
+            Ok(_) => Ok(()),
+            Err(NodeError::Hsm(e)) => Err(e),
+            Err(other) => {
+                stand_in = HsmError::Crypto(CryptoError::Failed(other.to_string()));
+                Err(&stand_in)
+            }
+        };
+        let hsm = self.hsm();
+        let mut journal = self.journal();
+        let journal =
+            journal.as_mut().ok_or_else(|| HsmError::JournalFailed("the node is shutting down".into()))?;
+        Ok(hsm.record_clone_step(journal, session, opcode, response)?)
+    }
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(JOINER_CALL_TIMEOUT);
+    request
+}
+
+async fn call<T>(
+    address: &str,
+    reply: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, NodeError> {
+    match tokio::time::timeout(JOINER_CALL_TIMEOUT, reply).await {
+        Ok(Ok(reply)) => Ok(reply.into_inner()),
+        Ok(Err(status)) => {
+            Err(NodeError::BadRequest(format!("the node at {address} answered: {}", status.message())))
+        }
+        Err(_) => Err(NodeError::BadRequest(format!(
+            "the node at {address} did not answer within {} s",
+            JOINER_CALL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// A client of the joining node's gRPC service that accepts only the certificate with
+/// `fingerprint` (its bootstrap certificate, which the admin read off the node).
+fn connect_pinned(
+    address: &str,
+    fingerprint: &str,
+) -> Result<coffer_proto::HsmClient<tonic::transport::Channel>, NodeError> {
+    let bad = |reason: String| NodeError::BadRequest(format!("address {address:?}: {reason}"));
+    let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("not host:port".into()))?;
+    let port: u16 = port.parse().map_err(|_| bad(format!("bad port {port:?}")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tls = coffer_client::rustls_client_config(coffer_client::ServerTrust::Fingerprint(fingerprint), None)
+        .map_err(|e| NodeError::BadRequest(format!("fingerprint {fingerprint:?}: {e}")))?;
+    let connector = coffer_client::NodeConnector::new(host, port, tls).map_err(|e| bad(e.to_string()))?;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| bad(e.to_string()))?
+        .connect_timeout(JOINER_CALL_TIMEOUT);
+    Ok(coffer_proto::HsmClient::new(endpoint.connect_with_connector_lazy(connector)))
+}

@@ -1,0 +1,50 @@
+//! Membership: AddHsm on a node of the cluster, CloneOffer and CloneInstall on the node
+//! joining it (see [`crate::membership`]).
+
+use std::sync::Arc;
+
+use coffer_proto::v1;
+
+use crate::clone::WrappedClone;
+use crate::node::{Node, NodeError};
+
+pub(super) async fn add_hsm(
+    node: &Arc<Node>,
+    request: v1::AddHsmRequest,
+) -> Result<v1::HsmMember, NodeError> {
+    let session = node.session(&request.session)?;
+    let added = node.add_hsm(session, &request.address, &request.fingerprint).await?;
+    Ok(v1::HsmMember { node_id: added.node_id, raft_id: added.raft_id, peer_address: added.peer_addr })
+}
+
+pub(super) async fn clone_offer(
+    node: &Arc<Node>,
+    _request: v1::CloneOfferRequest,
+) -> Result<v1::CloneOfferResponse, NodeError> {
+    node.blocking(|node| {
+        let offer = node.clone_offer()?;
+        Ok(v1::CloneOfferResponse {
+            node_id: offer.node_id,
+            raft_id: offer.raft_id,
+            identity_public_key: offer.identity_spki,
+            peer_address: offer.peer_addr,
+        })
+    })
+    .await
+}
+
+pub(super) async fn clone_install(
+    node: &Arc<Node>,
+    request: v1::CloneInstallRequest,
+) -> Result<v1::Empty, NodeError> {
+    node.blocking(move |node| {
+        let wrapped = WrappedClone {
+            ephemeral_point: request.ephemeral_point,
+            iv: request.iv,
+            ciphertext: request.ciphertext,
+        };
+        node.clone_install(&wrapped, &request.cluster_certificate_pem, &request.trust_anchor_pem)?;
+        Ok(v1::Empty {})
+    })
+    .await
+}

@@ -1,0 +1,261 @@
+//! Nodes added to a cluster by cloning (AddHsm), in one process on loopback: the new node
+//! takes the cluster's secrets wrapped to its identity key, catches up through raft, serves
+//! the keys made before it joined, forwards its writes, and keeps all of it across a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use coffer_crypto::Module;
+use coffer_node::RunningNode;
+use coffer_node::pki::DevCa;
+use coffer_proto::v1;
+use common::*;
+use tonic::Code;
+
+const ADMIN_PASSWORD: &[u8] = b"admin-password-1";
+const ALICE_PASSWORD: &[u8] = b"alice-password-1";
+
+/// A founding node initialised with a new CA and activated; alice is a crypto user.
+struct Founded {
+    node: RunningNode,
+    ca: DevCa,
+    admin: Vec<u8>,
+    admin_client: Client,
+}
+
+async fn found(dirs: &Dirs) -> Founded {
+    let node = start(dirs.config("", &[])).await;
+    let mut boot = connect_pinned(&node).await;
+    let csr = boot.get_cluster_csr(v1::GetClusterCsrRequest {}).await.expect("csr").into_inner().csr_pem;
+    let ca = DevCa::create(&Module::power_on(), "cluster-test-owner").expect("CA");
+    let init = v1::InitializeClusterRequest {
+        signed_cert_pem: ca.sign_csr(&csr).expect("sign"),
+        trust_anchor_pem: ca.cert_pem().into(),
+    };
+    boot.initialize_cluster(init).await.expect("initialize");
+    let mut admin_client = connect_anchored(node.local_addr(), ca.cert_pem(), None).await.expect("client");
+    let admin = login(&mut admin_client, "admin", v1::Role::Admin, b"password").await;
+    let activate = v1::ChangePasswordRequest {
+        session: admin.clone(),
+        username: String::new(),
+        new_password: ADMIN_PASSWORD.into(),
+    };
+    admin_client.change_password(activate).await.expect("activate");
+    let alice = v1::CreateUserRequest {
+        session: admin.clone(),
+        username: "alice".into(),
+        role: v1::Role::CryptoUser as i32,
+        password: ALICE_PASSWORD.into(),
+    };
+    admin_client.create_user(alice).await.expect("alice");
+    Founded { node, ca, admin, admin_client }
+}
+
+fn gcm(iv: &[u8]) -> Option<v1::CipherMechanism> {
+    let params = v1::GcmParams { iv: iv.to_vec(), generate_iv: false, aad: b"aad".to_vec(), tag_bits: 128 };
+    Some(v1::CipherMechanism { mechanism: Some(v1::cipher_mechanism::Mechanism::AesGcm(params)) })
+}
+
+async fn new_aes_key(client: &mut Client, session: &[u8], name: &str) -> u64 {
+    let request = v1::GenerateKeyRequest {
+        session: session.to_vec(),
+        key_type: v1::KeyType::Aes as i32,
+        length_bytes: 32,
+        template: template(vec![
+            flag(CKA_TOKEN, true),
+            label(name),
+            flag(CKA_ENCRYPT, true),
+            flag(CKA_DECRYPT, true),
+        ]),
+    };
+    client.generate_key(request).await.expect("generate").into_inner().handles[0]
+}
+
+async fn encrypt(
+    client: &mut Client,
+    session: &[u8],
+    key: u64,
+    data: &[u8],
+) -> Result<Vec<u8>, tonic::Status> {
+    let request =
+        v1::CipherRequest { session: session.to_vec(), key, mechanism: gcm(&[7; 12]), data: data.to_vec() };
+    client.encrypt(request).await.map(|r| r.into_inner().data)
+}
+
+async fn decrypt(client: &mut Client, session: &[u8], key: u64, data: &[u8]) -> Vec<u8> {
+    let request =
+        v1::CipherRequest { session: session.to_vec(), key, mechanism: gcm(&[7; 12]), data: data.to_vec() };
+    client.decrypt(request).await.expect("decrypt").into_inner().data
+}
+
+fn add_request(admin: &[u8], joiner: &RunningNode) -> v1::AddHsmRequest {
+    v1::AddHsmRequest {
+        session: admin.to_vec(),
+        address: joiner.local_addr().to_string(),
+        fingerprint: format!("SHA256:{}", joiner.node().bootstrap_fingerprint()),
+    }
+}
+
+/// Polls `check` until it holds, within [`STEP`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {STEP:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A loopback port free now (for a node that must come back on the same peer port).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_added_by_cloning_serves_the_cluster_and_survives_a_restart() {
+    tokio::time::timeout(Duration::from_secs(180), add_and_restart())
+        .await
+        .expect("the scenario finished in time");
+}
+
+async fn add_and_restart() {
+    let first_dirs = Dirs::new();
+    let mut first = found(&first_dirs).await;
+    let mut alice_first =
+        connect_anchored(first.node.local_addr(), first.ca.cert_pem(), None).await.expect("c");
+    let alice_on_first = login(&mut alice_first, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    let before = new_aes_key(&mut alice_first, &alice_on_first, "made-before-join").await;
+    let sealed = encrypt(&mut alice_first, &alice_on_first, before, b"secret before").await.expect("encrypt");
+
+    // ---- A node started to join waits, uninitialised, under its bootstrap certificate.
+    let second_dirs = Dirs::new();
+    let (listen, peer) = (free_port(), free_port());
+    let (listen, peer) = (format!("listen=127.0.0.1:{listen}"), format!("peer_listen=127.0.0.1:{peer}"));
+    // Fixed ports: the restarted node must come back where the cluster knows it.
+    let second_config = || second_dirs.config_for("node-2", "join = true", &[listen.as_str(), peer.as_str()]);
+    let second = start(second_config()).await;
+    assert_eq!(second.node().cluster_state(), coffer_hsm::ClusterState::Uninitialized);
+
+    // ---- Only an admin may add a node; a wrong fingerprint reaches nobody.
+    let mut refused = add_request(&alice_on_first, &second);
+    assert_refused(
+        first.admin_client.add_hsm(refused.clone()).await,
+        Code::PermissionDenied,
+        "CKR_FUNCTION_REJECTED",
+    );
+    refused.session = first.admin.clone();
+    refused.fingerprint = format!("SHA256:{}", first.node.node().bootstrap_fingerprint());
+    let wrong = first.admin_client.add_hsm(refused).await;
+    assert!(matches!(&wrong, Err(s) if s.code() == Code::InvalidArgument), "{wrong:?}");
+    assert_eq!(second.node().cluster_state(), coffer_hsm::ClusterState::Uninitialized);
+
+    // ---- AddHsm: clone, learner, voter.
+    let member =
+        first.admin_client.add_hsm(add_request(&first.admin, &second)).await.expect("add").into_inner();
+    assert_eq!(member.node_id, "node-2");
+    assert_eq!(member.raft_id, second.node().keys().raft_id);
+    assert_eq!(second.node().keys().cluster_id, first.node.node().keys().cluster_id);
+
+    // The second node now presents a certificate from the cluster key, which the owner's CA
+    // verifies, and has the cluster's state.
+    let second_addr = second.local_addr();
+    let anchor = first.ca.cert_pem().to_owned();
+    eventually("the second node catching up", || {
+        let anchor = anchor.clone();
+        async move {
+            let Ok(mut client) = connect_anchored(second_addr, &anchor, None).await else { return false };
+            let info = client.get_cluster_info(v1::GetClusterInfoRequest {}).await.map(|r| r.into_inner());
+            info.is_ok_and(|i| i.state == v1::ClusterState::Active as i32 && i.token_objects == 1)
+        }
+    })
+    .await;
+    let mut alice_second = connect_anchored(second_addr, &anchor, None).await.expect("c");
+    let alice_on_second = login(&mut alice_second, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    assert_eq!(decrypt(&mut alice_second, &alice_on_second, before, &sealed).await, b"secret before");
+
+    // A write on the second node goes through the leader and is usable on both at once.
+    let after = new_aes_key(&mut alice_second, &alice_on_second, "made-on-second").await;
+    let sealed_after = encrypt(&mut alice_second, &alice_on_second, after, b"secret after").await.expect("e");
+    let handle = after;
+    eventually("the first node applying the second's write", || {
+        let mut client = alice_first.clone();
+        let session = alice_on_first.clone();
+        async move { encrypt(&mut client, &session, handle, b"x").await.is_ok() }
+    })
+    .await;
+    assert_eq!(decrypt(&mut alice_first, &alice_on_first, after, &sealed_after).await, b"secret after");
+
+    let audit = std::fs::read_to_string(first.node.node().audit_files().0).expect("audit log");
+    assert!(audit.contains("CN_CLONE_SOURCE_STAGE1"), "the source audits the clone");
+
+    // ---- A node in the cluster offers no clone, and is not added twice.
+    let mut pinned = connect_with(
+        second_addr,
+        coffer_client::rustls_client_config(coffer_client::ServerTrust::AnchorPem(anchor.as_bytes()), None)
+            .expect("tls"),
+    )
+    .await
+    .expect("c");
+    assert_refused(
+        pinned.clone_offer(v1::CloneOfferRequest {}).await,
+        Code::FailedPrecondition,
+        "CKR_FUNCTION_REJECTED",
+    );
+
+    // ---- The added node restarts on its own store (sealed under the cluster's domain key now)
+    // and serves the keys again.
+    drop(alice_second);
+    second.shutdown().await.expect("stop the second node");
+    let second = start(second_config()).await;
+    assert_eq!(second.node().keys().cluster_id, first.node.node().keys().cluster_id);
+    let mut alice_second = connect_anchored(second.local_addr(), &anchor, None).await.expect("c");
+    let alice_on_second = login(&mut alice_second, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    assert_eq!(decrypt(&mut alice_second, &alice_on_second, before, &sealed).await, b"secret before");
+    assert_eq!(decrypt(&mut alice_second, &alice_on_second, after, &sealed_after).await, b"secret after");
+
+    drop((alice_first, alice_second, pinned));
+    second.shutdown().await.expect("stop");
+    first.node.shutdown().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_refuses_a_clone_that_is_not_for_it_and_changes_nothing() {
+    let dirs = Dirs::new();
+    let node = start(dirs.config_for("node-9", "join = true", &[])).await;
+    let mut client = connect_pinned(&node).await;
+    let offer = client.clone_offer(v1::CloneOfferRequest {}).await.expect("offer").into_inner();
+    assert_eq!((offer.node_id.as_str(), offer.raft_id), ("node-9", node.node().keys().raft_id));
+    assert!(!offer.identity_public_key.is_empty() && !offer.peer_address.is_empty());
+
+    let garbage = v1::CloneInstallRequest {
+        ephemeral_point: vec![4; 65],
+        iv: vec![0; 12],
+        ciphertext: vec![1; 80],
+        cluster_certificate_pem: String::new(),
+        trust_anchor_pem: String::new(),
+    };
+    assert_refused(client.clone_install(garbage).await, Code::InvalidArgument, "CKR_WRAPPED_KEY_INVALID");
+    // Still waiting: it offers itself again, with the same identity.
+    let again = client.clone_offer(v1::CloneOfferRequest {}).await.expect("offer again").into_inner();
+    assert_eq!(again.identity_public_key, offer.identity_public_key);
+
+    // A node not started to join offers nothing.
+    let other_dirs = Dirs::new();
+    let founding = start(other_dirs.config("", &[])).await;
+    let mut other = connect_pinned(&founding).await;
+    assert_refused(
+        other.clone_offer(v1::CloneOfferRequest {}).await,
+        Code::FailedPrecondition,
+        "CKR_FUNCTION_REJECTED",
+    );
+
+    let audit = std::fs::read_to_string(node.node().audit_files().0).expect("audit log");
+    assert!(audit.contains("CN_CLONE_TARGET_INIT") && audit.contains("CN_CLONE_TARGET_STAGE1"), "{audit}");
+    drop((client, other));
+    node.shutdown().await.expect("stop");
+    founding.shutdown().await.expect("stop");
+}
