@@ -90,6 +90,20 @@ pub enum ClusterCommand {
     /// Client mutual TLS.
     #[command(subcommand)]
     Mtls(MtlsCommand),
+    /// Add an HSM to the cluster (CloudHSM's CreateHsm), as an admin.
+    ///
+    /// The new node must be running with `join = true`: it prints its bootstrap certificate
+    /// fingerprint when it starts. The node you are logged in to clones the cluster's keys to
+    /// it, wrapped to its identity key, and adds it to the replication group once it has
+    /// caught up.
+    AddHsm {
+        /// The new node's client endpoint (host:port).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: String,
+        /// The fingerprint of the new node's bootstrap certificate (SHA256:…).
+        #[arg(long, value_name = "SHA256:…")]
+        fingerprint: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -574,7 +588,7 @@ pub struct UpArgs {
     /// The local cluster's directory.
     #[arg(long, default_value = "coffer-local", value_name = "DIR")]
     pub dir: PathBuf,
-    /// How many nodes (1 until replication lands).
+    /// How many nodes (1 to 7): the first founds the cluster, the others are added to it.
     #[arg(long, default_value_t = 1)]
     pub nodes: u32,
     /// The admin password for activation; by default one is generated into DIR/admin-password.

@@ -4,9 +4,10 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `cofferd.toml` | the node's configuration, rewritten on every run |
-//! | `node-1/` | the node's data directory (sealed store, audit log, audit public key) |
-//! | `seal/node-1.key` | the seal key file, outside the data directory (mode 0600, made by the node) |
+//! | `cofferd.toml` | the first node's configuration, rewritten on every run |
+//! | `cofferd-node-K.toml` | node K's configuration (K = 2 … `--nodes`) |
+//! | `node-K/` | node K's data directory (sealed store, raft log, audit log, audit public key) |
+//! | `seal/node-K.key` | node K's seal key file, outside its data directory (mode 0600, made by the node) |
 //! | `dev-ca.pem` | the local development CA's certificate: the cluster's trust anchor |
 //! | `admin-password` | the generated admin password (mode 0600), unless one was given |
 //! | `client.toml` | the client configuration (`COFFER_CONFIG=DIR/client.toml coffer …`) |
@@ -14,6 +15,14 @@
 //! The development CA's private key is never written: it signs the cluster certificate once,
 //! at initialisation, and is dropped. A second run on the same directory finds the cluster
 //! initialised and active and only restarts the node.
+//!
+//! With `--nodes N` (up to [`MAX_NODES`]) the first node founds the cluster as above; nodes 2
+//! to N start with `join = true`, and the admin adds each with AddHsm on the first node, which
+//! clones the cluster to it (see coffer-node's `membership` module). Node K (counting from
+//! 0) listens on `--listen`'s port + 10·K, with metrics on the port after it and its peer port
+//! on the one after that; the first node keeps `--listen` and `--metrics-listen`. The client
+//! configuration names every node. A second run finds the nodes in the cluster already and
+//! only restarts them.
 //!
 //! `COFFER_DEV_FAST_KDF=1` (development and tests only) sets the node's PBKDF2 work factor to
 //! its minimum (1,000 iterations), so that logins and user creation are quick. Never use it
@@ -29,7 +38,7 @@ use std::time::Duration;
 use coffer_client::{Client, ClientConfig};
 use coffer_crypto::Module;
 use coffer_node::pki::DevCa;
-use coffer_proto::v1::{ClusterInfo, ClusterState};
+use coffer_proto::v1::{AddHsmRequest, ClusterInfo, ClusterState, Role};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -45,8 +54,10 @@ use crate::password;
 pub const FAST_KDF_ENV: &str = "COFFER_DEV_FAST_KDF";
 /// The node's PBKDF2 work factor under [`FAST_KDF_ENV`]: the node's minimum.
 const FAST_KDF_ITERATIONS: u32 = 1_000;
-/// The one node's id.
-const NODE_ID: &str = "node-1";
+/// The most nodes `coffer up` runs.
+pub const MAX_NODES: usize = 7;
+/// How far apart the nodes' client ports are.
+const PORT_STRIDE: u16 = 10;
 /// How long the node may take to print `cofferd: ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the node may take to stop after being asked to.
@@ -58,18 +69,39 @@ pub struct Layout {
     pub dir: PathBuf,
 }
 
+/// The id of node `index` (counting from 0): `node-1`, `node-2`, …
+pub fn node_id(index: usize) -> String {
+    format!("node-{}", index + 1)
+}
+
 impl Layout {
+    /// The first node's configuration.
     pub fn node_config(&self) -> PathBuf {
-        self.dir.join("cofferd.toml")
+        self.node_config_of(0)
     }
+    pub fn node_config_of(&self, index: usize) -> PathBuf {
+        if index == 0 {
+            self.dir.join("cofferd.toml")
+        } else {
+            self.dir.join(format!("cofferd-{}.toml", node_id(index)))
+        }
+    }
+    /// The first node's data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join(NODE_ID)
+        self.data_dir_of(0)
+    }
+    pub fn data_dir_of(&self, index: usize) -> PathBuf {
+        self.dir.join(node_id(index))
     }
     pub fn seal_dir(&self) -> PathBuf {
         self.dir.join("seal")
     }
+    /// The first node's seal key file.
     pub fn seal_key(&self) -> PathBuf {
-        self.seal_dir().join(format!("{NODE_ID}.key"))
+        self.seal_key_of(0)
+    }
+    pub fn seal_key_of(&self, index: usize) -> PathBuf {
+        self.seal_dir().join(format!("{}.key", node_id(index)))
     }
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("dev-ca.pem")
@@ -87,33 +119,70 @@ impl Layout {
 
 /// Runs `coffer up` until Ctrl-C or SIGTERM. Returns the JSON printed at the end.
 pub async fn run(args: &UpArgs) -> Result<Value> {
-    if args.nodes != 1 {
-        return Err(CliError::Up("replication is not built yet; --nodes 1 only".into()));
+    let count = usize::try_from(args.nodes).unwrap_or(usize::MAX);
+    if !(1..=MAX_NODES).contains(&count) {
+        return Err(CliError::Up(format!("--nodes takes 1 to {MAX_NODES}, not {}", args.nodes)));
     }
     let cofferd = cofferd_path()?;
     let layout = Layout { dir: absolute(&args.dir)? };
-    let metrics = args.metrics_listen.unwrap_or_else(|| default_metrics(args.listen));
     prepare_dir(&layout)?;
     let fast_kdf = std::env::var(FAST_KDF_ENV).is_ok_and(|v| v == "1");
-    let ports = NodePorts { listen: args.listen, metrics, peer: default_peer(args.listen) };
-    std::fs::write(layout.node_config(), node_config(&layout, &ports, fast_kdf))
-        .map_err(|e| CliError::io("write", &layout.node_config(), e))?;
+    let ports = (0..count).map(|i| node_ports(args, i, count)).collect::<Result<Vec<_>>>()?;
+    for (index, ports) in ports.iter().enumerate() {
+        let path = layout.node_config_of(index);
+        std::fs::write(&path, node_config_of(&layout, index, ports, fast_kdf))
+            .map_err(|e| CliError::io("write", &path, e))?;
+    }
 
-    let mut node = NodeProcess::start(&cofferd, &layout.node_config()).await?;
-    let result = bring_up(&layout, args, &mut node).await;
+    let mut nodes = vec![NodeProcess::start(&cofferd, &layout.node_config()).await?];
+    let result = bring_up(&layout, args, &cofferd, &ports, &mut nodes).await;
     let summary = match result {
         Ok(summary) => summary,
         Err(e) => {
-            node.stop().await;
+            stop_all(&mut nodes).await;
             return Err(e);
         }
     };
     announce(&summary);
-    let outcome = wait_for_stop(&mut node).await;
-    node.stop().await;
+    let outcome = wait_for_stop(&mut nodes).await;
+    stop_all(&mut nodes).await;
     outcome.map(
         |reason| json!({ "message": format!("stopped ({reason})"), "dir": layout.dir.display().to_string() }),
     )
+}
+
+/// Stops the nodes, the last started first.
+async fn stop_all(nodes: &mut [NodeProcess]) {
+    for node in nodes.iter_mut().rev() {
+        node.stop().await;
+    }
+}
+
+/// Node `index`'s addresses (see the module documentation).
+fn node_ports(args: &UpArgs, index: usize, count: usize) -> Result<NodePorts> {
+    if index == 0 {
+        let metrics = args.metrics_listen.unwrap_or_else(|| default_metrics(args.listen));
+        let mut peer = default_peer(args.listen);
+        if count > 1 && peer.port() == 0 {
+            // Peers dial each other at the address the cluster recorded: it must not change.
+            peer.set_port(offset_port(args.listen.port(), 2)?);
+        }
+        return Ok(NodePorts { listen: args.listen, metrics, peer });
+    }
+    let stride = u16::try_from(index).ok().and_then(|i| i.checked_mul(PORT_STRIDE));
+    let listen = stride.map_or(Err(()), |s| offset_port(args.listen.port(), s).map_err(drop));
+    let listen =
+        listen.map_err(|()| CliError::Up(format!("--listen's port leaves no room for {count} nodes")))?;
+    let at = |port: u16| SocketAddr::new(args.listen.ip(), port);
+    Ok(NodePorts {
+        listen: at(listen),
+        metrics: at(offset_port(listen, 1)?),
+        peer: at(offset_port(listen, 2)?),
+    })
+}
+
+fn offset_port(port: u16, by: u16) -> Result<u16> {
+    port.checked_add(by).ok_or_else(|| CliError::Up(format!("port {port} + {by} is past 65535")))
 }
 
 /// `cofferd` beside this executable.
@@ -171,12 +240,20 @@ fn prepare_dir(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// The node's configuration file.
+/// The first node's configuration file.
 pub fn node_config(layout: &Layout, ports: &NodePorts, fast_kdf: bool) -> String {
+    node_config_of(layout, 0, ports, fast_kdf)
+}
+
+/// Node `index`'s configuration file: the first founds the cluster, the others join it.
+pub fn node_config_of(layout: &Layout, index: usize, ports: &NodePorts, fast_kdf: bool) -> String {
     let mut table = toml::Table::new();
     let path = |p: PathBuf| toml::Value::String(p.to_string_lossy().into_owned());
-    table.insert("node_id".into(), NODE_ID.into());
-    table.insert("data_dir".into(), path(layout.data_dir()));
+    table.insert("node_id".into(), node_id(index).into());
+    table.insert("data_dir".into(), path(layout.data_dir_of(index)));
+    if index > 0 {
+        table.insert("join".into(), true.into());
+    }
     table.insert("listen".into(), ports.listen.to_string().into());
     table.insert("metrics_listen".into(), ports.metrics.to_string().into());
     table.insert("peer_listen".into(), ports.peer.to_string().into());
@@ -184,7 +261,7 @@ pub fn node_config(layout: &Layout, ports: &NodePorts, fast_kdf: bool) -> String
         table.insert("pbkdf2_iterations".into(), i64::from(FAST_KDF_ITERATIONS).into());
     }
     let mut seal = toml::Table::new();
-    seal.insert("key_file".into(), path(layout.seal_key()));
+    seal.insert("key_file".into(), path(layout.seal_key_of(index)));
     table.insert("seal".into(), seal.into());
     let header = "# Written by `coffer up` on every run: a local development node. Edit and run cofferd\n\
                   # yourself for anything else.\n";
@@ -195,13 +272,60 @@ pub fn node_config(layout: &Layout, ports: &NodePorts, fast_kdf: bool) -> String
 #[derive(Debug)]
 struct Summary {
     layout: Layout,
-    endpoint: String,
+    endpoints: Vec<String>,
     admin_password: Option<PathBuf>,
     reused: bool,
     info: ClusterInfo,
 }
 
-async fn bring_up(layout: &Layout, args: &UpArgs, node: &mut NodeProcess) -> Result<Summary> {
+/// Brings the first node up (initialised and active), then starts the others and adds each
+/// that is not in the cluster yet.
+async fn bring_up(
+    layout: &Layout,
+    args: &UpArgs,
+    cofferd: &Path,
+    ports: &[NodePorts],
+    nodes: &mut Vec<NodeProcess>,
+) -> Result<Summary> {
+    let mut summary = bring_up_first(layout, args, &mut nodes[0]).await?;
+    for (index, node_ports) in ports.iter().enumerate().skip(1) {
+        let mut node = NodeProcess::start(cofferd, &layout.node_config_of(index)).await?;
+        let ready = node.wait_ready().await;
+        nodes.push(node);
+        let endpoint = node_ports.listen.to_string();
+        // A node that presents its bootstrap certificate still waits to be cloned.
+        if let Some(fingerprint) = ready?.fingerprint {
+            add_node(layout, &summary, &endpoint, &fingerprint).await?;
+        }
+        summary.endpoints.push(endpoint);
+    }
+    write_client_config(layout, &summary.endpoints)?;
+    Ok(summary)
+}
+
+/// Adds the node at `endpoint` to the cluster, as the admin, through the first node.
+async fn add_node(layout: &Layout, summary: &Summary, endpoint: &str, fingerprint: &str) -> Result<()> {
+    let password_file = summary.admin_password.as_ref().ok_or_else(|| {
+        CliError::Up(format!(
+            "adding the node at {endpoint} needs the admin password: pass --admin-password-file"
+        ))
+    })?;
+    let password = password::from_file(password_file)?;
+    let client = Client::connect(&anchored_config(layout, &summary.endpoints[..1])).await?;
+    let mut ctx = Context::with_client(client);
+    ctx.login("admin", Role::Admin, Zeroizing::new(password.as_bytes().to_vec())).await?;
+    let request = AddHsmRequest {
+        session: Vec::new(),
+        address: endpoint.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    };
+    let added = ctx.session().await?.add_hsm(request).await;
+    ctx.close().await;
+    added?;
+    Ok(())
+}
+
+async fn bring_up_first(layout: &Layout, args: &UpArgs, node: &mut NodeProcess) -> Result<Summary> {
     let ready = node.wait_ready().await?;
     let endpoint = args.listen.to_string();
     let (client, info) = connect(layout, &endpoint, ready.fingerprint.as_deref()).await?;
@@ -210,7 +334,7 @@ async fn bring_up(layout: &Layout, args: &UpArgs, node: &mut NodeProcess) -> Res
     if info.state == ClusterState::Uninitialized as i32 {
         initialize(layout, &client).await?;
     }
-    let client = Client::connect(&anchored_config(layout, &endpoint)).await?;
+    let client = Client::connect(&anchored_config(layout, std::slice::from_ref(&endpoint))).await?;
     let admin_password = if info.state == ClusterState::Active as i32 {
         // Already activated: report the password file if there is one, never make a new one.
         let given = args.admin_password_file.as_deref().map(absolute).transpose()?;
@@ -224,13 +348,13 @@ async fn bring_up(layout: &Layout, args: &UpArgs, node: &mut NodeProcess) -> Res
         Some(path)
     };
     info = client.cluster_info().await?;
-    write_client_config(layout, &endpoint)?;
-    Ok(Summary { layout: layout.clone(), endpoint, admin_password, reused, info })
+    write_client_config(layout, std::slice::from_ref(&endpoint))?;
+    Ok(Summary { layout: layout.clone(), endpoints: vec![endpoint], admin_password, reused, info })
 }
 
-/// The client configuration `coffer up` writes: the node, trusted through the dev CA.
-fn anchored_config(layout: &Layout, endpoint: &str) -> ClientConfig {
-    let mut config = ClientConfig::new(vec![endpoint.to_owned()]);
+/// The client configuration `coffer up` writes: the nodes, trusted through the dev CA.
+fn anchored_config(layout: &Layout, endpoints: &[String]) -> ClientConfig {
+    let mut config = ClientConfig::new(endpoints.to_vec());
     config.trust_anchor = Some(layout.ca_cert());
     config
 }
@@ -244,7 +368,7 @@ async fn connect(
 ) -> Result<(Client, ClusterInfo)> {
     let mut first_error = None;
     if layout.ca_cert().is_file() {
-        match probe(&anchored_config(layout, endpoint)).await {
+        match probe(&anchored_config(layout, &[endpoint.to_owned()])).await {
             Ok(found) => return Ok(found),
             Err(e) => first_error = Some(e),
         }
@@ -322,12 +446,12 @@ fn base64_url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn write_client_config(layout: &Layout, endpoint: &str) -> Result<()> {
+fn write_client_config(layout: &Layout, endpoints: &[String]) -> Result<()> {
     let path = layout.client_config();
     let text = format!(
         "# Written by `coffer up`: the local development cluster in {}.\n{}",
         layout.dir.display(),
-        anchored_config(layout, endpoint).to_toml()
+        anchored_config(layout, endpoints).to_toml()
     );
     std::fs::write(&path, text).map_err(|e| CliError::io("write", &path, e))
 }
@@ -340,15 +464,22 @@ fn announce(summary: &Summary) {
         "data": {
             "message": if summary.reused { "local cluster restarted" } else { "local cluster created" },
             "client_config": client.display().to_string(),
-            "endpoint": summary.endpoint,
+            "endpoint": summary.endpoints[0],
+            "endpoints": summary.endpoints,
             "admin_password_file": summary.admin_password.as_ref().map(|p| p.display().to_string()),
             "audit_log": summary.layout.audit_log().display().to_string(),
+            "nodes": summary.endpoints.len(),
             "cluster_id": summary.info.cluster_id,
             "dev_ca": summary.layout.ca_cert().display().to_string(),
         }
     });
     println!("{line}");
-    println!("coffer up: a local DEVELOPMENT cluster (1 node) is running on {}", summary.endpoint);
+    let count = summary.endpoints.len();
+    let nodes = if count == 1 { "1 node".to_owned() } else { format!("{count} nodes") };
+    println!(
+        "coffer up: a local DEVELOPMENT cluster ({nodes}) is running on {}",
+        summary.endpoints.join(", ")
+    );
     println!("  client configuration: {}", client.display());
     let password_file = summary.admin_password.as_ref().map(|p| p.display().to_string());
     let password_file = password_file.unwrap_or_else(|| "ADMIN_PASSWORD_FILE".to_owned());
@@ -361,21 +492,30 @@ fn announce(summary: &Summary) {
     println!("  export COFFER_CONFIG={}", client.display());
     println!("  coffer cluster hsm-info");
     println!("  coffer login --username admin --role admin --password-file {password_file}");
-    println!("Press Ctrl-C to stop the node.");
+    println!("Press Ctrl-C to stop the {}.", if count == 1 { "node" } else { "nodes" });
     let _flushed = std::io::stdout().flush();
 }
 
-/// Waits for Ctrl-C, SIGTERM, or the node exiting on its own (an error).
-async fn wait_for_stop(node: &mut NodeProcess) -> Result<&'static str> {
+/// Waits for Ctrl-C, SIGTERM, or a node exiting on its own (an error).
+async fn wait_for_stop(nodes: &mut [NodeProcess]) -> Result<&'static str> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| CliError::Up(format!("cannot watch for SIGTERM: {e}")))?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => Ok("Ctrl-C"),
-        _ = term.recv() => Ok("SIGTERM"),
-        status = node.child.wait() => Err(CliError::Up(format!(
-            "cofferd exited on its own ({}); see its output above",
-            status.map_or_else(|e| e.to_string(), |s| s.to_string())
-        ))),
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok("Ctrl-C"),
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = tick.tick() => {
+                for (index, node) in nodes.iter_mut().enumerate() {
+                    if let Ok(Some(status)) = node.child.try_wait() {
+                        return Err(CliError::Up(format!(
+                            "cofferd {} exited on its own ({status}); see its output above",
+                            node_id(index)
+                        )));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -536,16 +676,57 @@ mod tests {
         assert_eq!(password::from_file(&path).unwrap(), password);
     }
 
-    #[tokio::test]
-    async fn more_than_one_node_is_refused_honestly() {
-        let args = UpArgs {
+    fn args(listen: &str, metrics: Option<&str>, nodes: u32) -> UpArgs {
+        UpArgs {
             dir: PathBuf::from("unused"),
-            nodes: 3,
+            nodes,
             admin_password_file: None,
-            listen: "127.0.0.1:1".parse().unwrap(),
-            metrics_listen: None,
-        };
-        let e = run(&args).await.unwrap_err();
-        assert_eq!(e.to_string(), "coffer up: replication is not built yet; --nodes 1 only");
+            listen: listen.parse().unwrap(),
+            metrics_listen: metrics.map(|m| m.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn nodes_get_ports_apart_and_fixed_peer_ports() {
+        let up = args("127.0.0.1:2223", None, 3);
+        let ports: Vec<NodePorts> = (0..3).map(|i| node_ports(&up, i, 3).unwrap()).collect();
+        let p = |n: &NodePorts| (n.listen.port(), n.metrics.port(), n.peer.port());
+        assert_eq!(
+            ports.iter().map(p).collect::<Vec<_>>(),
+            [(2223, 2280, 2224), (2233, 2234, 2235), (2243, 2244, 2245)]
+        );
+        // Off the default port, a lone node's peer port is the system's; in a cluster it is fixed.
+        let up = args("127.0.0.1:5000", Some("127.0.0.1:6000"), 2);
+        assert_eq!(p(&node_ports(&up, 0, 1).unwrap()), (5000, 6000, 0));
+        assert_eq!(p(&node_ports(&up, 0, 2).unwrap()), (5000, 6000, 5002));
+        let up = args("127.0.0.1:65530", None, 2);
+        assert!(node_ports(&up, 1, 2).is_err());
+        // Joining nodes say so in their configuration.
+        let layout = Layout { dir: PathBuf::from("/tmp/c") };
+        let text = node_config_of(&layout, 1, &ports[1], true);
+        let config =
+            coffer_node::config::NodeConfig::from_sources("c.toml", &text, Vec::new(), &[] as &[&str])
+                .unwrap();
+        assert!(config.join);
+        assert_eq!(config.node_id, "node-2");
+        assert_eq!(config.data_dir, layout.data_dir_of(1));
+        assert!(
+            !coffer_node::config::NodeConfig::from_sources(
+                "c.toml",
+                &node_config(&layout, &ports[0], true),
+                Vec::new(),
+                &[] as &[&str]
+            )
+            .unwrap()
+            .join
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_count_out_of_range_is_refused() {
+        for nodes in [0, 8] {
+            let e = run(&args("127.0.0.1:1", None, nodes)).await.unwrap_err();
+            assert_eq!(e.to_string(), format!("coffer up: --nodes takes 1 to 7, not {nodes}"));
+        }
     }
 }

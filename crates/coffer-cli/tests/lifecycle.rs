@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{As, Up, coffer, fails, ok, shell};
+use common::{As, Up, fails, ok, shell};
 use serde_json::Value;
 
 const ADMIN_PW: &str = "admin-Pa55word";
@@ -496,12 +496,63 @@ fn coffer_up_twice_on_one_directory_reuses_the_cluster() {
 }
 
 #[test]
-fn more_than_one_node_is_refused_honestly() {
+fn coffer_up_runs_a_three_node_cluster_that_serves_keys_on_every_node() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let (json, status) =
-        coffer(tmp.path(), None, &["up", "--dir", &tmp.path().display().to_string(), "--nodes", "3"]);
-    assert_eq!(status, 1);
-    assert_eq!(json["data"], "coffer up: replication is not built yet; --nodes 1 only");
+    let t = tmp.path();
+    let dir = t.join("cluster3");
+    let alice_pw = write(t, "alice.pw", b"alice-Pa55word");
+    let up = Up::start_nodes(&dir, None, 3);
+    assert_eq!(up.ready["nodes"], 3, "{}", up.ready);
+    let endpoints: Vec<String> =
+        up.ready["endpoints"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_owned()).collect();
+    assert_eq!(endpoints.len(), 3);
+    let admin_pw = std::fs::read_to_string(dir.join("admin-password")).unwrap().trim().to_owned();
+    let admin = Some(As { role: "admin", user: "admin", password: &admin_pw });
+    let alice = || Some(As { role: "crypto-user", user: "alice", password: "alice-Pa55word" });
+
+    // One client configuration per node, each trusting the dev CA.
+    let one_node = |index: usize| {
+        let path = t.join(format!("node{index}.toml"));
+        let text = format!(
+            "endpoints = [\"{}\"]\ntrust_anchor = \"{}\"\n",
+            endpoints[index],
+            dir.join("dev-ca.pem").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (first, third) = (one_node(0), one_node(2));
+    ok(
+        &first,
+        admin,
+        &["user", "create", "--username", "alice", "--role", "crypto-user", "--password-file", &alice_pw],
+    );
+    ok(&first, alice(), &["key", "generate-symmetric", "aes", "--label", "k3", "--key-length-bytes", "32"]);
+
+    // Every node is in the cluster and has the key: the third serves it to alice.
+    for index in 0..3 {
+        let info = ok(&one_node(index), None, &["cluster", "hsm-info"]);
+        assert_eq!(info["state"], "ACTIVE", "node {index}: {info}");
+        assert_eq!(info["cluster_id"], up.ready["cluster_id"], "node {index}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let listed = ok(&third, alice(), &["key", "list", "--filter", "attr.label=k3"]);
+        if listed.to_string().contains("k3") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the third node never served the key: {listed}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (listen, metrics) = (up.listen.clone(), up.metrics.clone());
+    assert!(up.stop().success());
+
+    // A second run on the same addresses restarts the same three nodes, with no new clone.
+    let again = Up::start_on(&dir, None, 3, listen, metrics);
+    assert_eq!(again.ready["message"], "local cluster restarted");
+    let listed = ok(&third, alice(), &["key", "list", "--filter", "attr.label=k3"]);
+    assert!(listed.to_string().contains("k3"), "{listed}");
+    assert!(again.stop().success());
 }
 
 fn openssl(args: &[&str]) {

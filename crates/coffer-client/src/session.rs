@@ -52,6 +52,7 @@ macro_rules! no_secrets {
     ($($ty:ident),* $(,)?) => { $(impl Scrub for v1::$ty {})* };
 }
 no_secrets!(
+    AddHsmRequest,
     RegisterTrustAnchorRequest,
     DeregisterTrustAnchorRequest,
     SetMtlsEnforcementRequest,
@@ -203,6 +204,9 @@ session_rpcs! {
     deregister_trust_anchor = "DeregisterTrustAnchor", deregister_trust_anchor(DeregisterTrustAnchorRequest) -> TrustAnchors, IfNotSent;
     /// `SetMtlsEnforcement` (admin).
     set_mtls_enforcement = "SetMtlsEnforcement", set_mtls_enforcement(SetMtlsEnforcementRequest) -> TrustAnchors, IfNotSent;
+    /// `AddHsm` (admin; CloudHSM's CreateHsm): the node this session is on clones the
+    /// cluster to the joining node at `address` and adds it to the replication group.
+    add_hsm = "AddHsm", add_hsm(AddHsmRequest) -> HsmMember, IfNotSent;
 }
 
 session_only_rpcs! {

@@ -1,10 +1,10 @@
-//! `coffer cluster …`: hsm-info, csr, initialize, activate and client mutual TLS.
+//! `coffer cluster …`: hsm-info, csr, initialize, activate, add-hsm and client mutual TLS.
 
 use std::path::Path;
 
 use coffer_proto::v1::{
-    ChangePasswordRequest, ClusterInfo, ClusterState, DeregisterTrustAnchorRequest, InitializeClusterRequest,
-    RegisterTrustAnchorRequest, Role, SetMtlsEnforcementRequest, TrustAnchors,
+    AddHsmRequest, ChangePasswordRequest, ClusterInfo, ClusterState, DeregisterTrustAnchorRequest,
+    InitializeClusterRequest, RegisterTrustAnchorRequest, Role, SetMtlsEnforcementRequest, TrustAnchors,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -46,6 +46,18 @@ pub async fn run(ctx: &mut Context, command: &ClusterCommand) -> Result<Value> {
             activate(ctx, Zeroizing::new(new.as_bytes().to_vec())).await
         }
         ClusterCommand::Mtls(m) => mtls(ctx, m).await,
+        ClusterCommand::AddHsm { address, fingerprint } => {
+            let request = AddHsmRequest {
+                session: Vec::new(),
+                address: address.clone(),
+                fingerprint: fingerprint.clone(),
+            };
+            let member = ctx.session().await?.add_hsm(request).await?;
+            Ok(json!({
+                "message": format!("{} joined the cluster", member.node_id),
+                "hsm": { "node_id": member.node_id, "raft_id": member.raft_id, "peer_address": member.peer_address },
+            }))
+        }
     }
 }
 

@@ -41,6 +41,9 @@ pub struct Up {
     child: Option<Child>,
     pub dir: PathBuf,
     pub ready: Value,
+    /// The first node's client and metrics addresses.
+    pub listen: String,
+    pub metrics: String,
     pub stderr_log: PathBuf,
 }
 
@@ -53,12 +56,31 @@ impl Up {
 
     /// Starts `coffer up` on `dir`, with or without an admin password file.
     pub fn start_with(dir: &Path, password_file: Option<&Path>) -> Up {
+        Self::start_nodes(dir, password_file, 1)
+    }
+
+    /// Starts `coffer up --nodes nodes` on `dir`. The other nodes' ports follow the first's
+    /// (+10, +20, …), which were free a moment ago as far as anyone can tell.
+    pub fn start_nodes(dir: &Path, password_file: Option<&Path>, nodes: u32) -> Up {
         let listen = format!("127.0.0.1:{}", free_port());
         let metrics = format!("127.0.0.1:{}", free_port());
+        Self::start_on(dir, password_file, nodes, listen, metrics)
+    }
+
+    /// Starts `coffer up` on these addresses: again where it ran before, since a cluster's
+    /// nodes keep their addresses.
+    pub fn start_on(
+        dir: &Path,
+        password_file: Option<&Path>,
+        nodes: u32,
+        listen: String,
+        metrics: String,
+    ) -> Up {
         let stderr_log = dir.with_extension("up-stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
         let mut command = Command::new(coffer_bin());
         command.args(["up", "--dir"]).arg(dir).args(["--listen", &listen, "--metrics-listen", &metrics]);
+        command.args(["--nodes", &nodes.to_string()]);
         if let Some(file) = password_file {
             command.arg("--admin-password-file").arg(file);
         }
@@ -79,7 +101,14 @@ impl Up {
                 }
             }
         });
-        let mut up = Up { child: Some(child), dir: dir.to_path_buf(), ready: Value::Null, stderr_log };
+        let mut up = Up {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            ready: Value::Null,
+            stderr_log,
+            listen,
+            metrics,
+        };
         let deadline = Instant::now() + UP_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

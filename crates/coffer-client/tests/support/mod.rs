@@ -454,6 +454,9 @@ impl Hsm for TestHsm {
 
     unimplemented_rpcs! {
         initialize_cluster(v1::InitializeClusterRequest) -> v1::ClusterInfo;
+        add_hsm(v1::AddHsmRequest) -> v1::HsmMember;
+        clone_offer(v1::CloneOfferRequest) -> v1::CloneOfferResponse;
+        clone_install(v1::CloneInstallRequest) -> v1::Empty;
         register_trust_anchor(v1::RegisterTrustAnchorRequest) -> v1::TrustAnchors;
         deregister_trust_anchor(v1::DeregisterTrustAnchorRequest) -> v1::TrustAnchors;
         set_mtls_enforcement(v1::SetMtlsEnforcementRequest) -> v1::TrustAnchors;
