@@ -160,7 +160,7 @@ fn apply_bench(module: &Module) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let record_len = match &prepared[0] {
         Prepared::Command(cmd) => cmd.to_bytes()?.len(),
-        Prepared::Local(_) => return Err(anyhow!("a token key must be a command")),
+        Prepared::Local(_) | Prepared::Here(_) => return Err(anyhow!("a token key must be a command")),
     };
     let start = Instant::now();
     let mut times = Vec::with_capacity(count);

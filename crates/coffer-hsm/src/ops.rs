@@ -68,6 +68,11 @@ pub enum Prepared {
     Command(Command),
     /// A change to this node's session objects; apply it here only.
     Local(LocalChange),
+    /// A command that changes no replicated record (a correct login of a user with no failed
+    /// attempts to reset): apply it here only, with [`Hsm::apply`] and [`Hsm::finish`]. It
+    /// needs no quorum, so a node cut off from the others still lets users in to the keys it
+    /// holds, as a lone CloudHSM does.
+    Here(Command),
 }
 
 /// A change to session objects (node-local; never replicated or stored).
@@ -292,6 +297,11 @@ impl Hsm {
                 Ok(outcome)
             }
             Prepared::Local(change) => self.apply_local(change, journal),
+            Prepared::Here(cmd) => {
+                let outcome = self.apply(&cmd, journal)?;
+                self.finish(&outcome)?;
+                Ok(outcome)
+            }
         }
     }
 
@@ -367,9 +377,11 @@ impl Hsm {
         }
         self.require_cluster(&[ClusterState::Initialized, ClusterState::Active])?;
         let name = name.to_ascii_lowercase();
+        let mut nothing_to_reset = false;
         let check = match self.state.user(&name) {
             Some(user) if !user.locked => {
                 if self.module.verify_password(&user.password, password)? {
+                    nothing_to_reset = user.failed_logins == 0;
                     LoginCheck::Correct { password_generation: user.password_generation }
                 } else {
                     LoginCheck::Incorrect
@@ -378,7 +390,10 @@ impl Hsm {
             // A locked user is refused when applied, before the check is looked at.
             Some(_) | None => LoginCheck::Incorrect,
         };
-        Ok(Prepared::Command(Command::Login { session, user: name, check }))
+        let command = Command::Login { session, user: name, check };
+        // Failures always replicate (lockout is cluster-wide), and so does a success that
+        // resets a counter; a success that changes nothing stays on this node.
+        Ok(if nothing_to_reset { Prepared::Here(command) } else { Prepared::Command(command) })
     }
 
     // ---- cluster and users ----------------------------------------------------------------

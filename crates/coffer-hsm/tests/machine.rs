@@ -172,6 +172,26 @@ fn trusted_is_set_only_by_an_admin_and_wrap_with_trusted_is_enforced() {
 }
 
 #[test]
+fn only_a_login_that_changes_the_failed_login_counter_is_replicated() {
+    let (mut node, _admin, _alice, _bob, _carol) = three_users();
+    let clean = node.hsm.open_session(1).expect("session");
+    let p = node.hsm.prepare_login(clean, "alice", b"alice-password");
+    assert!(matches!(p, Ok(Prepared::Here(Command::Login { .. }))), "{p:?}");
+    assert!(matches!(node.run(p), Ok(Outcome::LoggedIn { .. })));
+    let events = node.journal.events.len();
+    // A failure counts cluster-wide; the success after it resets the counter everywhere.
+    let other = node.hsm.open_session(1).expect("session");
+    let p = node.hsm.prepare_login(other, "alice", b"wrong-password");
+    assert!(matches!(p, Ok(Prepared::Command(Command::Login { .. }))), "{p:?}");
+    assert_err(node.run(p), |e| matches!(e, HsmError::PinIncorrect));
+    let p = node.hsm.prepare_login(other, "alice", b"alice-password");
+    assert!(matches!(p, Ok(Prepared::Command(Command::Login { .. }))), "{p:?}");
+    assert!(matches!(node.run(p), Ok(Outcome::LoggedIn { .. })));
+    assert_eq!(node.journal.events.len(), events + 2, "every attempt is audited");
+    assert_eq!(node.hsm.state().user("alice").map(|u| u.failed_logins), Some(0));
+}
+
+#[test]
 fn session_objects_die_with_the_session_and_are_never_replicated() {
     let (mut node, admin, alice, _bob, _carol) = three_users();
     let commands_before = node.log.len();
@@ -200,7 +220,8 @@ fn session_objects_die_with_the_session_and_are_never_replicated() {
     // Another session of the same user does not see it.
     let alice2 = node.login("alice", b"alice-password").expect("login");
     assert_eq!(node.hsm.find_objects(alice2, &Template::new()), Ok(vec![]));
-    assert_eq!(node.log.len(), commands_before + 1, "only the second login is a command");
+    // (A correct login with no failed attempts to reset is no command either.)
+    assert_eq!(node.log.len(), commands_before, "nothing here is a command");
     assert!(node.log.iter().all(|c| !matches!(c, Command::CreateObjects { .. })));
     assert_eq!(node.journal.changes.len(), changes_before);
     assert_eq!(node.digest(), digest_before);

@@ -55,7 +55,32 @@ pub struct AddedHsm {
     pub peer_addr: String,
 }
 
+/// One member of the replication group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub raft_id: u64,
+    pub peer_addr: String,
+    /// False for a learner.
+    pub voter: bool,
+}
+
 impl Node {
+    /// The replication group as this node knows it (empty before replication starts).
+    pub fn members(&self) -> Vec<Member> {
+        let Some(raft) = self.raft() else { return Vec::new() };
+        let metrics = raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| Member {
+                raft_id: *id,
+                peer_addr: node.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect()
+    }
+
     /// CloneOffer: this node's id, raft id, identity public key and peer address, while it
     /// waits to be cloned into a cluster (`join = true`, never cloned). Audited as
     /// `CN_CLONE_TARGET_INIT`.

@@ -415,6 +415,14 @@ impl Node {
                 let mut hsm = self.hsm_mut();
                 self.with_journal(|journal| hsm.apply_local(change, journal))
             }
+            Prepared::Here(command) => {
+                let mut hsm = self.hsm_mut();
+                self.with_journal(|journal| {
+                    let outcome = hsm.apply(&command, journal)?;
+                    hsm.finish(&outcome)?;
+                    Ok(outcome)
+                })
+            }
             Prepared::Command(command) => self.replicate(command).and_then(|outcome| {
                 self.hsm_mut().finish(&outcome)?;
                 Ok(outcome)

@@ -137,12 +137,28 @@ fn codec(addr: &str, e: impl std::fmt::Display) -> PeerError {
 
 fn status(addr: &str, s: &tonic::Status) -> PeerError {
     match s.code() {
+        // "transport error", "Connection refused", "connect error": the peer was not reached.
         tonic::Code::Unavailable | tonic::Code::Unknown
-            if s.message().contains("transport") || s.message().contains("connect") =>
+            if ["transport", "connect"].iter().any(|w| s.message().to_ascii_lowercase().contains(w)) =>
         {
             PeerError::Unreachable { addr: addr.to_owned(), reason: s.message().to_owned() }
         }
         code => PeerError::Status { addr: addr.to_owned(), status: s.message().to_owned(), code },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_cannot_be_reached_is_told_from_one_that_answered() {
+        for message in ["transport error", "Connection refused (os error 111)", "tcp connect error"] {
+            let e = status("p:1", &tonic::Status::unavailable(message));
+            assert!(matches!(e, PeerError::Unreachable { .. }), "{message}: {e:?}");
+        }
+        let e = status("p:1", &tonic::Status::failed_precondition("not the leader"));
+        assert!(matches!(e, PeerError::Status { code: tonic::Code::FailedPrecondition, .. }), "{e:?}");
     }
 }
 

@@ -52,6 +52,18 @@ fn cluster_info(node: &Node) -> v1::ClusterInfo {
         trust_anchor: info.trust_anchor_pem.unwrap_or_default(),
         server_certificate_fingerprint: fingerprint,
         mtls_enforced: hsm.state().mtls().enforce,
+        hsms: node
+            .members()
+            .into_iter()
+            .map(|m| v1::HsmMember {
+                node_id: String::new(),
+                raft_id: m.raft_id,
+                peer_address: m.peer_addr,
+                voter: m.voter,
+            })
+            .collect(),
+        raft_id: node.keys().raft_id,
+        leader_raft_id: node.raft().and_then(|r| r.metrics().borrow().current_leader).unwrap_or(0),
     }
 }
 

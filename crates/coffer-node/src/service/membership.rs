@@ -14,7 +14,12 @@ pub(super) async fn add_hsm(
 ) -> Result<v1::HsmMember, NodeError> {
     let session = node.session(&request.session)?;
     let added = node.add_hsm(session, &request.address, &request.fingerprint).await?;
-    Ok(v1::HsmMember { node_id: added.node_id, raft_id: added.raft_id, peer_address: added.peer_addr })
+    Ok(v1::HsmMember {
+        node_id: added.node_id,
+        raft_id: added.raft_id,
+        peer_address: added.peer_addr,
+        voter: true,
+    })
 }
 
 pub(super) async fn clone_offer(
