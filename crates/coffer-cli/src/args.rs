@@ -104,6 +104,13 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "SHA256:…")]
         fingerprint: String,
     },
+    /// Remove an HSM from the cluster (CloudHSM's DeleteHsm), as an admin, by the raft id
+    /// `cluster hsm-info` lists. Stop the removed node afterwards and delete its data.
+    DeleteHsm {
+        /// The member's raft id.
+        #[arg(long, value_name = "ID")]
+        raft_id: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

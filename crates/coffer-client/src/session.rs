@@ -53,6 +53,7 @@ macro_rules! no_secrets {
 }
 no_secrets!(
     AddHsmRequest,
+    DeleteHsmRequest,
     RegisterTrustAnchorRequest,
     DeregisterTrustAnchorRequest,
     SetMtlsEnforcementRequest,
@@ -207,6 +208,8 @@ session_rpcs! {
     /// `AddHsm` (admin; CloudHSM's CreateHsm): the node this session is on clones the
     /// cluster to the joining node at `address` and adds it to the replication group.
     add_hsm = "AddHsm", add_hsm(AddHsmRequest) -> HsmMember, IfNotSent;
+    /// `DeleteHsm` (admin): removes a member of the replication group by its raft id.
+    delete_hsm = "DeleteHsm", delete_hsm(DeleteHsmRequest) -> Empty, IfNotSent;
 }
 
 session_only_rpcs! {

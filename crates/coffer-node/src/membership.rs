@@ -1,4 +1,5 @@
-//! Membership: adding an HSM to the cluster (CloudHSM's CreateHsm) by cloning.
+//! Membership: adding an HSM to the cluster (CloudHSM's CreateHsm) by cloning, and removing
+//! one (DeleteHsm).
 //!
 //! Two nodes take part, over the joining node's client port:
 //!
@@ -217,6 +218,36 @@ impl Node {
             .await
             .map_err(|e| NodeError::NoQuorum(format!("making {} a voter: {e}", offer.node_id)))?;
         Ok(AddedHsm { node_id: offer.node_id, raft_id: offer.raft_id, peer_addr: offer.peer_addr })
+    }
+
+    /// DeleteHsm: an admin's request to remove the member `raft_id` from the replication
+    /// group. The last voter cannot be removed. The removed node keeps its store, which is
+    /// useless anywhere else without its seal secret; stop it and delete its data directory.
+    /// Runs on the raft leader.
+    pub async fn delete_hsm(&self, session: u64, raft_id: u64) -> Result<(), NodeError> {
+        self.hsm().check_membership_change(session)?;
+        let raft =
+            self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?.clone();
+        self.require_leader(&raft)?;
+        let members = self.members();
+        let member = members.iter().find(|m| m.raft_id == raft_id).ok_or_else(|| {
+            NodeError::Hsm(HsmError::ClusterState(format!(
+                "raft id {raft_id} is not a member of the cluster"
+            )))
+        })?;
+        if member.voter && members.iter().filter(|m| m.voter).count() == 1 {
+            return Err(NodeError::Hsm(HsmError::ClusterState(format!(
+                "raft id {raft_id} is the cluster's last voting member; it cannot be removed"
+            ))));
+        }
+        let ids = BTreeSet::from([raft_id]);
+        let change =
+            if member.voter { ChangeMembers::RemoveVoters(ids) } else { ChangeMembers::RemoveNodes(ids) };
+        // `retain: false`: a removed voter leaves the group entirely, not as a learner.
+        raft.change_membership(change, false)
+            .await
+            .map_err(|e| NodeError::NoQuorum(format!("removing raft id {raft_id}: {e}")))?;
+        Ok(())
     }
 
     /// The cluster's secrets wrapped to the offered node, with the cluster certificate and

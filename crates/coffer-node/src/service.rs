@@ -83,6 +83,7 @@ impl coffer_proto::Hsm for NodeService {
     unary!(get_cluster_csr, "GetClusterCsr", cluster, v1::GetClusterCsrRequest, v1::GetClusterCsrResponse);
     unary!(initialize_cluster, "InitializeCluster", cluster, v1::InitializeClusterRequest, v1::ClusterInfo);
     unary!(add_hsm, "AddHsm", membership, v1::AddHsmRequest, v1::HsmMember);
+    unary!(delete_hsm, "DeleteHsm", membership, v1::DeleteHsmRequest, v1::Empty);
     unary!(clone_offer, "CloneOffer", membership, v1::CloneOfferRequest, v1::CloneOfferResponse);
     unary!(clone_install, "CloneInstall", membership, v1::CloneInstallRequest, v1::Empty);
     unary!(

@@ -217,8 +217,35 @@ async fn add_and_restart() {
     assert_eq!(decrypt(&mut alice_second, &alice_on_second, before, &sealed).await, b"secret before");
     assert_eq!(decrypt(&mut alice_second, &alice_on_second, after, &sealed_after).await, b"secret after");
 
-    drop((alice_first, alice_second, pinned));
+    // ---- DeleteHsm: only an admin; the second node leaves and the first, alone, still
+    // commits writes; the last voter cannot leave.
+    let second_id = second.node().keys().raft_id;
+    let first_id = first.node.node().keys().raft_id;
+    let delete = |session: &[u8], raft_id: u64| v1::DeleteHsmRequest { session: session.to_vec(), raft_id };
+    assert_refused(
+        first.admin_client.delete_hsm(delete(&alice_on_first, second_id)).await,
+        Code::PermissionDenied,
+        "CKR_FUNCTION_REJECTED",
+    );
+    assert_refused(
+        first.admin_client.delete_hsm(delete(&first.admin, 12345)).await,
+        Code::FailedPrecondition,
+        "CKR_FUNCTION_REJECTED",
+    );
+    first.admin_client.delete_hsm(delete(&first.admin, second_id)).await.expect("delete the second node");
+    let info =
+        first.admin_client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("info").into_inner();
+    assert_eq!(info.hsms.iter().map(|m| m.raft_id).collect::<Vec<_>>(), [first_id], "{info:?}");
     second.shutdown().await.expect("stop");
+    let alone = new_aes_key(&mut alice_first, &alice_on_first, "made-alone").await;
+    assert!(encrypt(&mut alice_first, &alice_on_first, alone, b"x").await.is_ok());
+    assert_refused(
+        first.admin_client.delete_hsm(delete(&first.admin, first_id)).await,
+        Code::FailedPrecondition,
+        "CKR_FUNCTION_REJECTED",
+    );
+
+    drop((alice_first, alice_second, pinned));
     first.node.shutdown().await.expect("stop");
 }
 

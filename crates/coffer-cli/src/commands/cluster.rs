@@ -1,10 +1,12 @@
-//! `coffer cluster …`: hsm-info, csr, initialize, activate, add-hsm and client mutual TLS.
+//! `coffer cluster …`: hsm-info, csr, initialize, activate, add-hsm, delete-hsm and client
+//! mutual TLS.
 
 use std::path::Path;
 
 use coffer_proto::v1::{
-    AddHsmRequest, ChangePasswordRequest, ClusterInfo, ClusterState, DeregisterTrustAnchorRequest,
-    InitializeClusterRequest, RegisterTrustAnchorRequest, Role, SetMtlsEnforcementRequest, TrustAnchors,
+    AddHsmRequest, ChangePasswordRequest, ClusterInfo, ClusterState, DeleteHsmRequest,
+    DeregisterTrustAnchorRequest, InitializeClusterRequest, RegisterTrustAnchorRequest, Role,
+    SetMtlsEnforcementRequest, TrustAnchors,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -46,6 +48,11 @@ pub async fn run(ctx: &mut Context, command: &ClusterCommand) -> Result<Value> {
             activate(ctx, Zeroizing::new(new.as_bytes().to_vec())).await
         }
         ClusterCommand::Mtls(m) => mtls(ctx, m).await,
+        ClusterCommand::DeleteHsm { raft_id } => {
+            let request = DeleteHsmRequest { session: Vec::new(), raft_id: *raft_id };
+            ctx.session().await?.delete_hsm(request).await?;
+            Ok(json!({ "message": format!("raft id {raft_id} left the cluster") }))
+        }
         ClusterCommand::AddHsm { address, fingerprint } => {
             let request = AddHsmRequest {
                 session: Vec::new(),
@@ -134,6 +141,13 @@ pub fn info_json(info: &ClusterInfo) -> Value {
         "server_certificate_fingerprint": info.server_certificate_fingerprint,
         "mtls_enforced": info.mtls_enforced,
         "initialized": !info.cluster_certificate.is_empty(),
+        "raft_id": info.raft_id,
+        "leader_raft_id": info.leader_raft_id,
+        "hsms": info.hsms.iter().map(|m| json!({
+            "raft_id": m.raft_id,
+            "peer_address": m.peer_address,
+            "voter": m.voter,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -1,4 +1,4 @@
-//! Membership: AddHsm on a node of the cluster, CloneOffer and CloneInstall on the node
+//! Membership: AddHsm and DeleteHsm on a node of the cluster, CloneOffer and CloneInstall on the node
 //! joining it (see [`crate::membership`]).
 
 use std::sync::Arc;
@@ -20,6 +20,15 @@ pub(super) async fn add_hsm(
         peer_address: added.peer_addr,
         voter: true,
     })
+}
+
+pub(super) async fn delete_hsm(
+    node: &Arc<Node>,
+    request: v1::DeleteHsmRequest,
+) -> Result<v1::Empty, NodeError> {
+    let session = node.session(&request.session)?;
+    node.delete_hsm(session, request.raft_id).await?;
+    Ok(v1::Empty {})
 }
 
 pub(super) async fn clone_offer(
