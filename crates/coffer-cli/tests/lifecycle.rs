@@ -548,7 +548,7 @@ fn coffer_up_runs_a_three_node_cluster_that_serves_keys_on_every_node() {
     assert!(up.stop().success());
 
     // A second run on the same addresses restarts the same three nodes, with no new clone.
-    let again = Up::start_on(&dir, None, 3, listen, metrics);
+    let again = Up::start_on(&dir, None, 3, listen, metrics, &[]);
     assert_eq!(again.ready["message"], "local cluster restarted");
     let listed = ok(&third, alice(), &["key", "list", "--filter", "attr.label=k3"]);
     assert!(listed.to_string().contains("k3"), "{listed}");
@@ -568,4 +568,67 @@ fn hex_decode(text: &str) -> Vec<u8> {
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(text).expect("base64")
+}
+
+#[test]
+fn coffer_up_replaces_a_node_that_stays_down() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let t = tmp.path();
+    let dir = t.join("replaced");
+    let alice_pw = write(t, "alice.pw", b"alice-Pa55word");
+    let listen_port = common::free_port();
+    let (listen, metrics) =
+        (format!("127.0.0.1:{listen_port}"), format!("127.0.0.1:{}", common::free_port()));
+    let up = Up::start_on(&dir, None, 3, listen, metrics, &["--replace-after", "2"]);
+    let admin_pw = std::fs::read_to_string(dir.join("admin-password")).unwrap().trim().to_owned();
+    let admin = Some(As { role: "admin", user: "admin", password: &admin_pw });
+    let alice = || Some(As { role: "crypto-user", user: "alice", password: "alice-Pa55word" });
+    let config = up.client_config();
+    ok(
+        &config,
+        admin,
+        &["user", "create", "--username", "alice", "--role", "crypto-user", "--password-file", &alice_pw],
+    );
+    ok(
+        &config,
+        alice(),
+        &["key", "generate-symmetric", "aes", "--label", "kept", "--key-length-bytes", "32"],
+    );
+    let before = ok(&config, None, &["cluster", "hsm-info"]);
+    assert_eq!(before["hsms"].as_array().unwrap().len(), 3, "{before}");
+
+    // SIGKILL node-2; after two seconds down it is replaced by node-4 (ports +30).
+    let node2 = dir.join("cofferd-node-2.toml");
+    let killed = std::process::Command::new("pkill").args(["-KILL", "-f"]).arg(&node2).status().unwrap();
+    assert!(killed.success(), "node-2 was running");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(dir.join("members")).unwrap_or_default() != "node-1\nnode-3\nnode-4\n" {
+        assert!(std::time::Instant::now() < deadline, "node-2 was not replaced in time\n{}", up.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let fourth = t.join("node4.toml");
+    std::fs::write(
+        &fourth,
+        format!(
+            "endpoints = [\"127.0.0.1:{}\"]\ntrust_anchor = \"{}\"\n",
+            listen_port + 30,
+            dir.join("dev-ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let info = ok(&fourth, None, &["cluster", "hsm-info"]);
+    assert_eq!(info["state"], "ACTIVE", "{info}");
+    let members = info["hsms"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{info}");
+    assert!(members.iter().all(|m| m["voter"] == true), "{info}");
+    let old: Vec<_> = before["hsms"].as_array().unwrap().iter().map(|m| m["raft_id"].clone()).collect();
+    assert_eq!(members.iter().filter(|m| !old.contains(&m["raft_id"])).count(), 1, "one new member: {info}");
+    let listed = ok(&fourth, alice(), &["key", "list", "--filter", "attr.label=kept"]);
+    assert!(listed.to_string().contains("kept"), "the replacement serves the key made before: {listed}");
+    assert!(
+        std::fs::read_to_string(up.client_config())
+            .unwrap()
+            .contains(&format!("127.0.0.1:{}", listen_port + 30))
+    );
+    assert!(up.stop().success());
 }

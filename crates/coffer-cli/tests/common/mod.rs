@@ -64,7 +64,7 @@ impl Up {
     pub fn start_nodes(dir: &Path, password_file: Option<&Path>, nodes: u32) -> Up {
         let listen = format!("127.0.0.1:{}", free_port());
         let metrics = format!("127.0.0.1:{}", free_port());
-        Self::start_on(dir, password_file, nodes, listen, metrics)
+        Self::start_on(dir, password_file, nodes, listen, metrics, &[])
     }
 
     /// Starts `coffer up` on these addresses: again where it ran before, since a cluster's
@@ -75,12 +75,13 @@ impl Up {
         nodes: u32,
         listen: String,
         metrics: String,
+        extra: &[&str],
     ) -> Up {
         let stderr_log = dir.with_extension("up-stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
         let mut command = Command::new(coffer_bin());
         command.args(["up", "--dir"]).arg(dir).args(["--listen", &listen, "--metrics-listen", &metrics]);
-        command.args(["--nodes", &nodes.to_string()]);
+        command.args(["--nodes", &nodes.to_string()]).args(extra);
         if let Some(file) = password_file {
             command.arg("--admin-password-file").arg(file);
         }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use coffer_client::{Client, ClientConfig};
 use coffer_crypto::Module;
 use coffer_node::pki::DevCa;
-use coffer_proto::v1::{AddHsmRequest, ClusterInfo, ClusterState, Role};
+use coffer_proto::v1::{ClusterInfo, ClusterState};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -49,6 +49,9 @@ use crate::args::UpArgs;
 use crate::commands::{Context, activate};
 use crate::error::{CliError, Result};
 use crate::password;
+
+mod supervise;
+use supervise::Up;
 
 /// The development-only switch for a fast password KDF.
 pub const FAST_KDF_ENV: &str = "COFFER_DEV_FAST_KDF";
@@ -112,6 +115,10 @@ impl Layout {
     pub fn client_config(&self) -> PathBuf {
         self.dir.join("client.toml")
     }
+    /// The nodes of the local cluster, as the last run left them (a replaced node is gone).
+    pub fn members(&self) -> PathBuf {
+        self.dir.join("members")
+    }
     pub fn audit_log(&self) -> PathBuf {
         coffer_node::node::audit_paths(&self.data_dir()).0
     }
@@ -126,53 +133,75 @@ pub async fn run(args: &UpArgs) -> Result<Value> {
     let cofferd = cofferd_path()?;
     let layout = Layout { dir: absolute(&args.dir)? };
     prepare_dir(&layout)?;
-    let fast_kdf = std::env::var(FAST_KDF_ENV).is_ok_and(|v| v == "1");
-    let ports = (0..count).map(|i| node_ports(args, i, count)).collect::<Result<Vec<_>>>()?;
-    for (index, ports) in ports.iter().enumerate() {
-        let path = layout.node_config_of(index);
-        std::fs::write(&path, node_config_of(&layout, index, ports, fast_kdf))
-            .map_err(|e| CliError::io("write", &path, e))?;
-    }
-
-    let mut nodes = vec![NodeProcess::start(&cofferd, &layout.node_config()).await?];
-    let result = bring_up(&layout, args, &cofferd, &ports, &mut nodes).await;
+    let indexes = node_indexes(read_members(&layout)?, count);
+    let mut up = Up::new(layout.clone(), args, cofferd);
+    let result = up.bring_up(&indexes).await;
     let summary = match result {
         Ok(summary) => summary,
         Err(e) => {
-            stop_all(&mut nodes).await;
+            up.stop_all().await;
             return Err(e);
         }
     };
     announce(&summary);
-    let outcome = wait_for_stop(&mut nodes).await;
-    stop_all(&mut nodes).await;
+    let outcome = up.supervise(summary).await;
+    up.stop_all().await;
     outcome.map(
         |reason| json!({ "message": format!("stopped ({reason})"), "dir": layout.dir.display().to_string() }),
     )
 }
 
-/// Stops the nodes, the last started first.
-async fn stop_all(nodes: &mut [NodeProcess]) {
-    for node in nodes.iter_mut().rev() {
-        node.stop().await;
+/// The nodes to run: the members recorded by the last run, then new ones up to `count`.
+fn node_indexes(mut members: Vec<usize>, count: usize) -> Vec<usize> {
+    if members.is_empty() {
+        return (0..count).collect();
     }
+    let mut next = members.iter().max().map_or(0, |m| m + 1);
+    while members.len() < count {
+        members.push(next);
+        next += 1;
+    }
+    members
+}
+
+/// The node indexes `DIR/members` lists (one node id per line), empty before the first run.
+fn read_members(layout: &Layout) -> Result<Vec<usize>> {
+    let path = layout.members();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CliError::io("read", &path, e)),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            line.trim()
+                .strip_prefix("node-")
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1)
+                .map(|n| n - 1)
+                .ok_or_else(|| CliError::Up(format!("{}: {line:?} is not a node id", path.display())))
+        })
+        .collect()
+}
+
+fn write_members(layout: &Layout, indexes: &[usize]) -> Result<()> {
+    let path = layout.members();
+    let text: String = indexes.iter().map(|i| format!("{}\n", node_id(*i))).collect();
+    std::fs::write(&path, text).map_err(|e| CliError::io("write", &path, e))
 }
 
 /// Node `index`'s addresses (see the module documentation).
-fn node_ports(args: &UpArgs, index: usize, count: usize) -> Result<NodePorts> {
+fn node_ports(args: &UpArgs, index: usize) -> Result<NodePorts> {
     if index == 0 {
         let metrics = args.metrics_listen.unwrap_or_else(|| default_metrics(args.listen));
-        let mut peer = default_peer(args.listen);
-        if count > 1 && peer.port() == 0 {
-            // Peers dial each other at the address the cluster recorded: it must not change.
-            peer.set_port(offset_port(args.listen.port(), 2)?);
-        }
+        let peer = default_peer(args.listen)?;
         return Ok(NodePorts { listen: args.listen, metrics, peer });
     }
     let stride = u16::try_from(index).ok().and_then(|i| i.checked_mul(PORT_STRIDE));
     let listen = stride.map_or(Err(()), |s| offset_port(args.listen.port(), s).map_err(drop));
-    let listen =
-        listen.map_err(|()| CliError::Up(format!("--listen's port leaves no room for {count} nodes")))?;
+    let listen = listen
+        .map_err(|()| CliError::Up(format!("--listen's port leaves no room for {}", node_id(index))))?;
     let at = |port: u16| SocketAddr::new(args.listen.ip(), port);
     Ok(NodePorts {
         listen: at(listen),
@@ -210,12 +239,16 @@ fn default_metrics(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(listen.ip(), port)
 }
 
-/// The peer (raft) port: CloudHSM's 2223 gets cofferd's default 2224; any other port lets the
-/// system pick one, so that it cannot collide with the metrics port beside `listen` (a single
-/// local node has no peers to dial it).
-fn default_peer(listen: SocketAddr) -> SocketAddr {
-    let port = if listen.port() == coffer_proto::DEFAULT_PORT { coffer_proto::DEFAULT_PEER_PORT } else { 0 };
-    SocketAddr::new(listen.ip(), port)
+/// The first node's peer (raft) port: CloudHSM's 2223 gets cofferd's default 2224; any other
+/// port the second after it (the first is the metrics port). It is fixed even for a lone node:
+/// the cluster records the address peers dial, and nodes may be added on a later run.
+fn default_peer(listen: SocketAddr) -> Result<SocketAddr> {
+    let port = if listen.port() == coffer_proto::DEFAULT_PORT {
+        coffer_proto::DEFAULT_PEER_PORT
+    } else {
+        offset_port(listen.port(), 2)?
+    };
+    Ok(SocketAddr::new(listen.ip(), port))
 }
 
 /// The three addresses a node listens on.
@@ -278,56 +311,14 @@ struct Summary {
     info: ClusterInfo,
 }
 
-/// Brings the first node up (initialised and active), then starts the others and adds each
-/// that is not in the cluster yet.
-async fn bring_up(
+/// Brings the first node up: initialised and active.
+async fn bring_up_first(
     layout: &Layout,
     args: &UpArgs,
-    cofferd: &Path,
-    ports: &[NodePorts],
-    nodes: &mut Vec<NodeProcess>,
+    node: &mut NodeProcess,
+    endpoint: String,
 ) -> Result<Summary> {
-    let mut summary = bring_up_first(layout, args, &mut nodes[0]).await?;
-    for (index, node_ports) in ports.iter().enumerate().skip(1) {
-        let mut node = NodeProcess::start(cofferd, &layout.node_config_of(index)).await?;
-        let ready = node.wait_ready().await;
-        nodes.push(node);
-        let endpoint = node_ports.listen.to_string();
-        // A node that presents its bootstrap certificate still waits to be cloned.
-        if let Some(fingerprint) = ready?.fingerprint {
-            add_node(layout, &summary, &endpoint, &fingerprint).await?;
-        }
-        summary.endpoints.push(endpoint);
-    }
-    write_client_config(layout, &summary.endpoints)?;
-    Ok(summary)
-}
-
-/// Adds the node at `endpoint` to the cluster, as the admin, through the first node.
-async fn add_node(layout: &Layout, summary: &Summary, endpoint: &str, fingerprint: &str) -> Result<()> {
-    let password_file = summary.admin_password.as_ref().ok_or_else(|| {
-        CliError::Up(format!(
-            "adding the node at {endpoint} needs the admin password: pass --admin-password-file"
-        ))
-    })?;
-    let password = password::from_file(password_file)?;
-    let client = Client::connect(&anchored_config(layout, &summary.endpoints[..1])).await?;
-    let mut ctx = Context::with_client(client);
-    ctx.login("admin", Role::Admin, Zeroizing::new(password.as_bytes().to_vec())).await?;
-    let request = AddHsmRequest {
-        session: Vec::new(),
-        address: endpoint.to_owned(),
-        fingerprint: fingerprint.to_owned(),
-    };
-    let added = ctx.session().await?.add_hsm(request).await;
-    ctx.close().await;
-    added?;
-    Ok(())
-}
-
-async fn bring_up_first(layout: &Layout, args: &UpArgs, node: &mut NodeProcess) -> Result<Summary> {
     let ready = node.wait_ready().await?;
-    let endpoint = args.listen.to_string();
     let (client, info) = connect(layout, &endpoint, ready.fingerprint.as_deref()).await?;
     let mut info = info;
     let reused = info.state == ClusterState::Active as i32;
@@ -496,29 +487,6 @@ fn announce(summary: &Summary) {
     let _flushed = std::io::stdout().flush();
 }
 
-/// Waits for Ctrl-C, SIGTERM, or a node exiting on its own (an error).
-async fn wait_for_stop(nodes: &mut [NodeProcess]) -> Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| CliError::Up(format!("cannot watch for SIGTERM: {e}")))?;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok("Ctrl-C"),
-            _ = term.recv() => return Ok("SIGTERM"),
-            _ = tick.tick() => {
-                for (index, node) in nodes.iter_mut().enumerate() {
-                    if let Ok(Some(status)) = node.child.try_wait() {
-                        return Err(CliError::Up(format!(
-                            "cofferd {} exited on its own ({status}); see its output above",
-                            node_id(index)
-                        )));
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// What the node said when it became ready.
 #[derive(Debug, Default)]
 struct Ready {
@@ -630,15 +598,18 @@ mod tests {
     fn the_node_config_is_valid_for_cofferd() {
         let layout = Layout { dir: PathBuf::from("/tmp/coffer local \"x\"") };
         let listen = "127.0.0.1:4000".parse().unwrap();
-        let ports =
-            NodePorts { listen, metrics: "127.0.0.1:4001".parse().unwrap(), peer: default_peer(listen) };
+        let ports = NodePorts {
+            listen,
+            metrics: "127.0.0.1:4001".parse().unwrap(),
+            peer: default_peer(listen).unwrap(),
+        };
         let text = node_config(&layout, &ports, true);
         let config =
             coffer_node::config::NodeConfig::from_sources("cofferd.toml", &text, Vec::new(), &[] as &[&str])
                 .unwrap();
         assert_eq!(config.data_dir, layout.data_dir());
         assert_eq!(config.listen.port(), 4000);
-        assert_eq!(config.peer_listen.port(), 0);
+        assert_eq!(config.peer_listen.port(), 4002);
         assert_eq!(config.pbkdf2_iterations, FAST_KDF_ITERATIONS);
         assert_eq!(config.seal, coffer_node::config::SealConfig::KeyFile(layout.seal_key()));
         assert!(!layout.seal_key().starts_with(layout.data_dir()));
@@ -659,8 +630,8 @@ mod tests {
     fn metrics_default_beside_the_listen_port() {
         assert_eq!(default_metrics("127.0.0.1:2223".parse().unwrap()).port(), 2280);
         assert_eq!(default_metrics("127.0.0.1:5000".parse().unwrap()).port(), 5001);
-        assert_eq!(default_peer("127.0.0.1:2223".parse().unwrap()).port(), 2224);
-        assert_eq!(default_peer("127.0.0.1:5000".parse().unwrap()).port(), 0);
+        assert_eq!(default_peer("127.0.0.1:2223".parse().unwrap()).unwrap().port(), 2224);
+        assert_eq!(default_peer("127.0.0.1:5000".parse().unwrap()).unwrap().port(), 5002);
     }
 
     #[test]
@@ -683,24 +654,38 @@ mod tests {
             admin_password_file: None,
             listen: listen.parse().unwrap(),
             metrics_listen: metrics.map(|m| m.parse().unwrap()),
+            replace_after: 30,
         }
+    }
+
+    #[test]
+    fn members_are_kept_and_topped_up() {
+        assert_eq!(node_indexes(Vec::new(), 3), [0, 1, 2]);
+        assert_eq!(node_indexes(vec![0, 2, 3], 3), [0, 2, 3]);
+        assert_eq!(node_indexes(vec![0, 3], 3), [0, 3, 4]);
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout { dir: dir.path().to_path_buf() };
+        assert!(read_members(&layout).unwrap().is_empty());
+        write_members(&layout, &[0, 3, 4]).unwrap();
+        assert_eq!(read_members(&layout).unwrap(), [0, 3, 4]);
+        std::fs::write(layout.members(), "node-1\nnode-x\n").unwrap();
+        assert!(read_members(&layout).unwrap_err().to_string().contains("node-x"));
     }
 
     #[test]
     fn nodes_get_ports_apart_and_fixed_peer_ports() {
         let up = args("127.0.0.1:2223", None, 3);
-        let ports: Vec<NodePorts> = (0..3).map(|i| node_ports(&up, i, 3).unwrap()).collect();
+        let ports: Vec<NodePorts> = (0..3).map(|i| node_ports(&up, i).unwrap()).collect();
         let p = |n: &NodePorts| (n.listen.port(), n.metrics.port(), n.peer.port());
         assert_eq!(
             ports.iter().map(p).collect::<Vec<_>>(),
             [(2223, 2280, 2224), (2233, 2234, 2235), (2243, 2244, 2245)]
         );
-        // Off the default port, a lone node's peer port is the system's; in a cluster it is fixed.
+        // Off the default port, the peer port is fixed too, past the metrics port.
         let up = args("127.0.0.1:5000", Some("127.0.0.1:6000"), 2);
-        assert_eq!(p(&node_ports(&up, 0, 1).unwrap()), (5000, 6000, 0));
-        assert_eq!(p(&node_ports(&up, 0, 2).unwrap()), (5000, 6000, 5002));
+        assert_eq!(p(&node_ports(&up, 0).unwrap()), (5000, 6000, 5002));
         let up = args("127.0.0.1:65530", None, 2);
-        assert!(node_ports(&up, 1, 2).is_err());
+        assert!(node_ports(&up, 1).is_err());
         // Joining nodes say so in their configuration.
         let layout = Layout { dir: PathBuf::from("/tmp/c") };
         let text = node_config_of(&layout, 1, &ports[1], true);
