@@ -219,6 +219,9 @@ session_only_rpcs! {
     list_users = "ListUsers", list_users -> ListUsersResponse, Idempotent;
     /// `ListTrustAnchors`: registered client trust anchors and whether mTLS is enforced.
     list_trust_anchors = "ListTrustAnchors", list_trust_anchors -> TrustAnchors, Idempotent;
+    /// `GetSyncStatus`: the digest of this session's node's replicated state and its applied
+    /// log index, to compare nodes.
+    sync_status = "GetSyncStatus", get_sync_status -> SyncStatus, Idempotent;
 }
 
 impl Session {

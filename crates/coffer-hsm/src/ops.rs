@@ -202,6 +202,14 @@ impl Hsm {
         &self.domain_key
     }
 
+    /// The digest of the replicated state (`SyncStatus`): an admin or crypto user compares
+    /// nodes with it.
+    pub fn sync_status(&self, session: u64) -> Result<Vec<u8>> {
+        let (_, role) = self.caller(session)?;
+        permission::check(Some(role), Operation::SyncStatus)?;
+        self.state.state_digest(&self.module)
+    }
+
     /// Checks that `session` may change the cluster's membership (add or remove an HSM): an
     /// admin's, on an active cluster. Nothing is proposed; the node runs the change.
     pub fn check_membership_change(&self, session: u64) -> Result<()> {

@@ -84,6 +84,7 @@ impl coffer_proto::Hsm for NodeService {
     unary!(initialize_cluster, "InitializeCluster", cluster, v1::InitializeClusterRequest, v1::ClusterInfo);
     unary!(add_hsm, "AddHsm", membership, v1::AddHsmRequest, v1::HsmMember);
     unary!(delete_hsm, "DeleteHsm", membership, v1::DeleteHsmRequest, v1::Empty);
+    unary!(get_sync_status, "GetSyncStatus", membership, v1::SessionRequest, v1::SyncStatus);
     unary!(clone_offer, "CloneOffer", membership, v1::CloneOfferRequest, v1::CloneOfferResponse);
     unary!(clone_install, "CloneInstall", membership, v1::CloneInstallRequest, v1::Empty);
     unary!(

@@ -9,7 +9,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use coffer_client::{Client, ClientConfig, Session};
@@ -206,12 +207,13 @@ async fn the_cluster_survives_its_leader_and_refuses_writes_without_a_quorum() {
     tokio::time::timeout(Duration::from_secs(240), scenario()).await.expect("the scenario finished in time");
 }
 
-async fn scenario() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let anchor = root.path().join("ca.pem");
+/// A three-node cluster of processes under `root`, initialised and activated, with alice.
+/// Returns the processes, their endpoints, the trust anchor file and the cluster info.
+async fn three_nodes(root: &Path) -> (Vec<Proc>, Vec<String>, PathBuf, v1::ClusterInfo) {
+    let anchor = root.join("ca.pem");
 
     // ---- Node 1 founds the cluster; the owner initialises and activates it.
-    let mut procs = vec![Proc::new(root.path(), 0, false)];
+    let mut procs = vec![Proc::new(root, 0, false)];
     let mut boot = ClientConfig::new(vec![procs[0].listen.clone()]);
     boot.server_fingerprint = procs[0].fingerprint.clone();
     let boot = Client::connect(&boot).await.expect("bootstrap client");
@@ -237,7 +239,7 @@ async fn scenario() {
 
     // ---- Nodes 2 and 3 join by AddHsm.
     for index in 1..3 {
-        let proc = Proc::new(root.path(), index, true);
+        let proc = Proc::new(root, index, true);
         let request = v1::AddHsmRequest {
             session: Vec::new(),
             address: proc.listen.clone(),
@@ -251,6 +253,12 @@ async fn scenario() {
     let info = first.cluster_info().await.expect("info");
     assert_eq!(info.hsms.len(), 3, "{info:?}");
     assert!(info.hsms.iter().all(|m| m.voter), "{info:?}");
+    (procs, endpoints, anchor, info)
+}
+
+async fn scenario() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (mut procs, endpoints, anchor, info) = three_nodes(root.path()).await;
 
     // ---- Keys while all three run, then SIGKILL the leader and go on.
     let client = Client::connect(&anchored(endpoints.clone(), &anchor)).await.expect("client");
@@ -318,4 +326,83 @@ async fn scenario() {
         all_keys_on(endpoint, &anchor, &resumed).await;
     }
     let _ = session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_and_restart_cycles_under_load_end_with_identical_state_on_every_node() {
+    tokio::time::timeout(Duration::from_secs(240), cycles()).await.expect("the cycles finished in time");
+}
+
+/// Creates keys until `stop` is set; returns the acknowledged names.
+async fn write_until(client: Client, stop: Arc<AtomicBool>) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut session: Option<Session> = None;
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        if session.is_none() {
+            session = login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.ok();
+            if session.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        }
+        let name = format!("load-{i}");
+        i += 1;
+        match new_key(session.as_ref().expect("session"), &name).await {
+            Ok(_) => names.push(name),
+            Err(_) => session = None,
+        }
+    }
+    names
+}
+
+/// The node's state digest and applied index.
+async fn sync_status(endpoint: &str, anchor: &Path) -> Option<(Vec<u8>, u64)> {
+    let client = Client::connect(&anchored(vec![endpoint.to_owned()], anchor)).await.ok()?;
+    let session = login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.ok()?;
+    let status = session.sync_status().await.ok();
+    let _ = session.close().await;
+    status.map(|s| (s.state_digest, s.applied_index))
+}
+
+async fn cycles() {
+    const CYCLES: usize = 4;
+    let root = tempfile::tempdir().expect("temp dir");
+    let (mut procs, endpoints, anchor, _) = three_nodes(root.path()).await;
+    let client = Client::connect(&anchored(endpoints.clone(), &anchor)).await.expect("client");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_until(client, stop.clone()));
+
+    // Each cycle SIGKILLs one node (each in turn), lets the others work without it, and brings
+    // it back.
+    for cycle in 0..CYCLES {
+        let victim = cycle % procs.len();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        procs[victim].kill();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        procs[victim].start();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, Ordering::SeqCst);
+    let acked = writer.await.expect("writer");
+    println!("{} keys acknowledged over {CYCLES} kill/restart cycles", acked.len());
+    assert!(acked.len() >= CYCLES, "the writer made progress: {}", acked.len());
+
+    // Every node ends with the same state at the same index, holding every acknowledged key.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let mut statuses = Vec::new();
+        for endpoint in &endpoints {
+            statuses.push(sync_status(endpoint, &anchor).await);
+        }
+        let first = statuses[0].clone();
+        if first.is_some() && statuses.iter().all(|s| *s == first) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes did not converge: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for endpoint in &endpoints {
+        all_keys_on(endpoint, &anchor, &acked).await;
+    }
 }

@@ -456,6 +456,7 @@ impl Hsm for TestHsm {
         initialize_cluster(v1::InitializeClusterRequest) -> v1::ClusterInfo;
         add_hsm(v1::AddHsmRequest) -> v1::HsmMember;
         delete_hsm(v1::DeleteHsmRequest) -> v1::Empty;
+        get_sync_status(v1::SessionRequest) -> v1::SyncStatus;
         clone_offer(v1::CloneOfferRequest) -> v1::CloneOfferResponse;
         clone_install(v1::CloneInstallRequest) -> v1::Empty;
         register_trust_anchor(v1::RegisterTrustAnchorRequest) -> v1::TrustAnchors;

@@ -31,6 +31,21 @@ pub(super) async fn delete_hsm(
     Ok(v1::Empty {})
 }
 
+pub(super) async fn get_sync_status(
+    node: &Arc<Node>,
+    request: v1::SessionRequest,
+) -> Result<v1::SyncStatus, NodeError> {
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        // Under one read lock: the digest and the index describe the same state.
+        let hsm = node.hsm();
+        let state_digest = hsm.sync_status(session)?;
+        let applied_index = node.replica().applied().log_id.map_or(0, |id| id.index);
+        Ok(v1::SyncStatus { state_digest, applied_index })
+    })
+    .await
+}
+
 pub(super) async fn clone_offer(
     node: &Arc<Node>,
     _request: v1::CloneOfferRequest,
