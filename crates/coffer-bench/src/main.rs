@@ -5,6 +5,7 @@
 //! coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT]
 //! coffer-bench hsm [--max-objects N]
 //! coffer-bench sdk [--secs S]
+//! coffer-bench cluster [--secs S] [--catch-up N,N,...]
 //! coffer-bench pkcs11 [--module PATH]... [--secs S]
 //! ```
 //!
@@ -12,6 +13,7 @@
 //! module in a child process.
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod core;
 mod harness;
 mod hsm;
@@ -35,6 +37,8 @@ struct Args {
     secs: Duration,
     /// The PKCS#11 modules of the `pkcs11` suite (its defaults when empty).
     modules: Vec<PathBuf>,
+    /// Cluster sizes (token keys) at which the `cluster` suite times a new node's catch-up.
+    catch_up: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args> {
     let mut max_objects = 1_000_000;
     let mut secs = Duration::from_secs(2);
     let mut modules = Vec::new();
+    let mut catch_up = vec![1_000, 10_000];
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -54,15 +59,23 @@ fn parse_args() -> Result<Args> {
             "--max-objects" => max_objects = value()?.parse().context("--max-objects")?,
             "--secs" => secs = parse_secs(&value()?)?,
             "--module" => modules.push(PathBuf::from(value()?)),
+            "--catch-up" => {
+                catch_up = value()?
+                    .split(',')
+                    .map(|n| n.trim().replace('_', "").parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .context("--catch-up takes key counts separated by commas")?;
+            }
             other => bail!(
-                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N] | sdk [--secs S] | pkcs11 [--module PATH]... [--secs S]"
+                "unknown option {other}; usage: coffer-bench core [--round-ms MS] [--rounds N] [--filter TEXT] | hsm [--max-objects N] | sdk [--secs S] | cluster [--secs S] [--catch-up N,N,...] | pkcs11 [--module PATH]... [--secs S]"
             ),
         }
     }
     if plan.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    Ok(Args { suite, plan, filter, max_objects, secs, modules })
+    catch_up.sort_unstable();
+    Ok(Args { suite, plan, filter, max_objects, secs, modules, catch_up })
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`).
@@ -80,12 +93,13 @@ fn main() -> Result<()> {
         "core" => run_core(&args),
         "hsm" => hsm::run(args.max_objects),
         "sdk" => sdk::run(args.secs),
+        "cluster" => cluster::run(args.secs, &args.catch_up),
         "pkcs11" => pkcs11::run(&args.modules, args.secs),
         "pkcs11-module" => match args.modules.as_slice() {
             [module] => pkcs11::run_module(module, args.secs),
             _ => bail!("pkcs11-module measures exactly one --module"),
         },
-        other => bail!("unknown suite {other}; suites: core, hsm, sdk, pkcs11"),
+        other => bail!("unknown suite {other}; suites: core, hsm, sdk, cluster, pkcs11"),
     }
 }
 

@@ -35,7 +35,7 @@ const KIB: usize = 1024;
 const PRECO_NAME: &str = "admin";
 const PRECO_PASSWORD: &[u8] = b"password";
 /// Throwaway credentials of the throwaway cluster.
-const ADMIN_PASSWORD: &[u8] = b"bench-admin-pw-1";
+pub(crate) const ADMIN_PASSWORD: &[u8] = b"bench-admin-pw-1";
 pub(crate) const USER_NAME: &str = "bench_user";
 pub(crate) const USER_PASSWORD: &[u8] = b"bench-user-pw-1";
 
@@ -124,15 +124,21 @@ impl LocalNode {
     /// Starts a node on 127.0.0.1 (a port the system picks) with its data and seal key in a
     /// new temp dir and the node's minimum PBKDF2 work factor, so logins are quick.
     pub(crate) fn start() -> Result<LocalNode> {
+        Self::start_named("bench-node", "")
+    }
+
+    /// As [`LocalNode::start`], with this node id and more configuration (`join = true`).
+    pub(crate) fn start_named(node_id: &str, extra: &str) -> Result<LocalNode> {
         let dir = tempfile::tempdir().context("creating the node's temp dir")?;
         let path = |name: &str| -> Result<String> {
             dir.path().join(name).to_str().map(str::to_owned).context("the temp dir's path is not UTF-8")
         };
         // Paths go in as overrides, so that no path needs quoting as TOML.
         let flags = [format!("data_dir={}", path("data")?), format!("seal.key_file={}", path("seal.key")?)];
-        let text = "node_id = \"bench-node\"\nlisten = \"127.0.0.1:0\"\n\
+        let text = "listen = \"127.0.0.1:0\"\n\
                     metrics_listen = \"127.0.0.1:0\"\npbkdf2_iterations = 1000\n";
-        let config = NodeConfig::from_sources("bench node", text, Vec::<(String, String)>::new(), &flags)?;
+        let text = format!("node_id = \"{node_id}\"\n{text}{extra}\n");
+        let config = NodeConfig::from_sources("bench node", &text, Vec::<(String, String)>::new(), &flags)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("bench-node")
@@ -226,7 +232,7 @@ impl RemoteKeys {
     }
 }
 
-fn template(flags: &[(AttributeType, bool)]) -> Option<v1::Template> {
+pub(crate) fn template(flags: &[(AttributeType, bool)]) -> Option<v1::Template> {
     let attributes = flags
         .iter()
         .map(|&(ty, value)| v1::Attribute {

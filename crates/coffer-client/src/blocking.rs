@@ -193,6 +193,8 @@ blocking_rpcs! {
     register_trust_anchor(RegisterTrustAnchorRequest) -> TrustAnchors;
     deregister_trust_anchor(DeregisterTrustAnchorRequest) -> TrustAnchors;
     set_mtls_enforcement(SetMtlsEnforcementRequest) -> TrustAnchors;
+    add_hsm(AddHsmRequest) -> HsmMember;
+    delete_hsm(DeleteHsmRequest) -> Empty;
 }
 
 impl Session {
