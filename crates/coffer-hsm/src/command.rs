@@ -51,6 +51,8 @@ pub enum CreateKind {
     Unwrap { unwrapping_key: ObjectHandle },
     /// `C_DeriveKey` from this base key (`CN_DERIVE_KEY`).
     Derive { base_key: ObjectHandle },
+    /// `C_CopyObject` of this source object (`CN_CREATE_OBJECT`: CloudHSM has no copy opcode).
+    Copy { source: ObjectHandle },
 }
 
 /// A change to the replicated state.

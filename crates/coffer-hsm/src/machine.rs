@@ -716,7 +716,7 @@ impl HsmState {
         self.require_cluster(&[ClusterState::Active])?;
         let op = match kind {
             CreateKind::Generate | CreateKind::GenerateKeyPair => Operation::GenerateKey,
-            CreateKind::Import => Operation::CreateObject,
+            CreateKind::Import | CreateKind::Copy { .. } => Operation::CreateObject,
             CreateKind::Unwrap { .. } => Operation::UnwrapKey,
             CreateKind::Derive { .. } => Operation::DeriveKey,
         };
@@ -743,13 +743,27 @@ impl HsmState {
         Ok(audit.success(mutations, Outcome::ObjectsCreated { handles }))
     }
 
-    /// The unwrapping or base key must still be there and usable when the command is applied.
-    /// A session key (node-local) was checked by the node that prepared the command.
+    /// The unwrapping or base key must still be there and usable when the command is applied,
+    /// and a copy's source still the actor's and copyable. A session key (node-local) was
+    /// checked by the node that prepared the command.
     fn check_source_key(&self, actor: &Actor, kind: CreateKind) -> Result<()> {
+        if let CreateKind::Copy { source } = kind {
+            if is_session_handle(source) {
+                return Ok(());
+            }
+            let object = self.objects.visible_to(source, &actor.user)?;
+            if object.owner() != actor.user {
+                return Err(HsmError::NotPermitted(format!("only the owner of {source} may copy it")));
+            }
+            return crate::template::check_copyable(object);
+        }
         let (handle, usage) = match kind {
             CreateKind::Unwrap { unwrapping_key } => (unwrapping_key, crate::object::Usage::Unwrap),
             CreateKind::Derive { base_key } => (base_key, crate::object::Usage::Derive),
-            CreateKind::Generate | CreateKind::GenerateKeyPair | CreateKind::Import => return Ok(()),
+            CreateKind::Generate
+            | CreateKind::GenerateKeyPair
+            | CreateKind::Import
+            | CreateKind::Copy { .. } => return Ok(()),
         };
         if is_session_handle(handle) {
             return Ok(());
@@ -947,7 +961,7 @@ fn create_opcode(kind: CreateKind) -> Opcode {
     match kind {
         CreateKind::Generate => Opcode::CN_GENERATE_KEY,
         CreateKind::GenerateKeyPair => Opcode::CN_GENERATE_KEY_PAIR,
-        CreateKind::Import => Opcode::CN_CREATE_OBJECT,
+        CreateKind::Import | CreateKind::Copy { .. } => Opcode::CN_CREATE_OBJECT,
         CreateKind::Unwrap { .. } => Opcode::CN_UNWRAP_KEY,
         CreateKind::Derive { .. } => Opcode::CN_DERIVE_KEY,
     }

@@ -16,6 +16,18 @@ use crate::object::{KeyFacts, Object, ObjectClass};
 /// `CKA_EC_PARAMS` of Ed25519: the DER OID 1.3.101.112 (RFC 8410; PKCS#11 3.0 allows it).
 const ED25519_EC_PARAMS: [u8; 5] = [0x06, 0x03, 0x2B, 0x65, 0x70];
 
+/// A second handle on the same key material, for a copy (`C_CopyObject`): keys are not
+/// `Clone`, so that copies of secrets are made only where one is meant.
+pub fn duplicate_key(module: &Module, key: &Key) -> Result<Key> {
+    Ok(match key {
+        Key::Secret(secret) => Key::Secret(SecretKey::from_bytes(secret.key_type(), secret.expose_bytes())?),
+        Key::Private(private) => {
+            Key::Private(module.private_key_from_pkcs8(private.expose_pkcs8_der())?.private)
+        }
+        Key::Public(public) => Key::Public(public.clone()),
+    })
+}
+
 /// The computed attributes of a key (see [`KeyFacts`]).
 pub fn key_facts(module: &Module, key: &Key) -> Result<KeyFacts> {
     match key {

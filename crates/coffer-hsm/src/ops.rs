@@ -43,14 +43,14 @@ use crate::error::{HsmError, Result};
 use crate::journal::Journal;
 use crate::limits::SessionLimits;
 use crate::machine::{ClusterState, HsmState, Outcome, SESSION_HANDLE_BIT, is_session_handle};
-use crate::material::{attach_material, key_facts, public_facts};
+use crate::material::{attach_material, duplicate_key, key_facts, public_facts};
 use crate::mtls::{MtlsSettings, TrustAnchor, normalize_fingerprint};
 use crate::object::{KeyFacts, Object, ObjectClass, ObjectHandle, Origin, Usage, key_type_from_code};
 use crate::permission::{self, Operation};
 use crate::role::{Role, user_type_of};
 use crate::session::{Session, SessionObject, Sessions, random_u64};
 use crate::template::{
-    AttrRead, apply_unwrap_template, check_destroy, check_modify, check_usage, check_wrap,
+    AttrRead, apply_unwrap_template, check_copy, check_destroy, check_modify, check_usage, check_wrap,
     new_object_attributes, read_attributes,
 };
 use crate::user::{
@@ -710,6 +710,40 @@ impl Hsm {
         self.created(actor, CreateKind::Derive { base_key }, vec![(object, key)])
     }
 
+    /// Copies an object (`C_CopyObject`): the owner makes a new object with the source's
+    /// attributes, changed as `template` asks ([`check_copy`]) and its key material; a
+    /// session key copied with `CKA_TOKEN` true becomes a token key (sealed under the domain
+    /// key, replicated), a token key copied with it false a session key of this session.
+    /// Audited as `CN_CREATE_OBJECT`.
+    pub fn prepare_copy(&self, session: u64, handle: ObjectHandle, template: &Template) -> Result<Prepared> {
+        let (actor, role) = self.caller(session)?;
+        permission::check(Some(role), Operation::CreateObject)?;
+        self.require_cluster(&[ClusterState::Active])?;
+        let source = self.owned(session, &actor.user, handle)?;
+        let changes = check_copy(source.object(), template)?;
+        let mut attrs = source.object().attrs().clone();
+        for change in &changes {
+            attrs.set(change.ty, change.value.clone());
+        }
+        let token = attrs.flag(AttributeType::Token);
+        let object = Object::new(self.new_handle(session, token, &[])?, actor.user.clone(), attrs)?;
+        let kind = CreateKind::Copy { source: handle };
+        if !source.object().class().is_key() {
+            // Certificates and data objects carry no material: their attributes are all.
+            if token {
+                return Ok(Prepared::Command(Command::CreateObjects { actor, kind, objects: vec![object] }));
+            }
+            let objects = vec![SessionObject { object, key: None }];
+            return Ok(Prepared::Local(LocalChange::Add {
+                session,
+                opcode: Opcode::CN_CREATE_OBJECT,
+                objects,
+            }));
+        }
+        let key = duplicate_key(&self.module, &*self.open(&source)?)?;
+        self.created(actor, kind, vec![(object, key)])
+    }
+
     /// New objects as a command (token) or a local change (session), with their material.
     fn created(&self, actor: Actor, kind: CreateKind, keys: Vec<(Object, Key)>) -> Result<Prepared> {
         let token = keys.first().is_some_and(|(o, _)| o.is_token());
@@ -726,6 +760,7 @@ impl Hsm {
             CreateKind::Import => Opcode::CN_CREATE_OBJECT,
             CreateKind::Unwrap { .. } => Opcode::CN_UNWRAP_KEY,
             CreateKind::Derive { .. } => Opcode::CN_DERIVE_KEY,
+            CreateKind::Copy { .. } => Opcode::CN_CREATE_OBJECT,
         };
         let objects = keys
             .into_iter()

@@ -604,6 +604,47 @@ fn check_one_change(obj: &Object, attr: &Attribute, caller_is_admin: bool) -> Re
     }
 }
 
+/// `C_CopyObject` is refused for an object whose `CKA_COPYABLE` is false (an object stored
+/// before the attribute existed counts as copyable, its default).
+pub fn check_copyable(obj: &Object) -> Result<()> {
+    match obj.attrs().get(A::Copyable).map(|v| v.as_bool(A::Copyable)).transpose()? {
+        Some(false) => {
+            Err(HsmError::ActionProhibited(format!("object {} has CKA_COPYABLE false", obj.handle())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks a `C_CopyObject` template against the source and returns the changes. A copy may
+/// change what `C_SetAttributeValue` may, and also `CKA_TOKEN` and `CKA_PRIVATE` (either way)
+/// and `CKA_MODIFIABLE`, `CKA_COPYABLE`, `CKA_DESTROYABLE` (to false only). A source with
+/// `CKA_MODIFIABLE` false may still be copied (PKCS#11 3.0, 5.7: the copy's template is not
+/// a modification of the source).
+pub fn check_copy(obj: &Object, template: &Template) -> Result<Vec<Attribute>> {
+    template.validate()?;
+    check_copyable(obj)?;
+    let mut changes: Vec<Attribute> = Vec::new();
+    for attr in template {
+        if !is_valid_for(attr.ty, obj.class(), obj.key_type()) {
+            return Err(type_invalid(attr.ty, obj.class(), obj.key_type()));
+        }
+        match attr.ty {
+            A::Token | A::Private => attr.as_bool().map(drop)?,
+            A::Modifiable | A::Copyable | A::Destroyable => {
+                let current =
+                    obj.attrs().get(attr.ty).map(|v| v.as_bool(attr.ty)).transpose()?.unwrap_or(true);
+                one_way(attr.ty, current, attr.as_bool()?, false, "can only be changed to false on a copy")?;
+            }
+            _ => check_one_change(obj, attr, false)?,
+        }
+        let unchanged = obj.attrs().get(attr.ty) == Some(&attr.value);
+        if !unchanged && !changes.iter().any(|c| c.ty == attr.ty) {
+            changes.push(attr.clone());
+        }
+    }
+    Ok(changes)
+}
+
 /// A flag that may move only towards `allowed_to`; keeping its current value is not a change.
 fn one_way(ty: AttributeType, current: bool, wanted: bool, allowed_to: bool, why: &str) -> Result<()> {
     if wanted == current || wanted == allowed_to { Ok(()) } else { Err(read_only(ty, why)) }

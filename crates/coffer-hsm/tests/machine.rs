@@ -401,3 +401,105 @@ fn digest_random_and_derive() {
     assert!(matches!(node.run(p), Ok(Outcome::ObjectsCreated { .. })), "derive");
     assert_eq!(node.journal.events.last().map(|e| e.opcode), Some(Opcode::CN_DERIVE_KEY));
 }
+
+fn copy_changes(label: &str, token: bool) -> Template {
+    Template::new()
+        .with(Attribute::bytes(AttributeType::Label, label.as_bytes().to_vec()))
+        .with(Attribute::bool(AttributeType::Token, token))
+}
+
+fn gcm() -> coffer_crypto::CipherMechanism {
+    coffer_crypto::CipherMechanism::AesGcm(coffer_crypto::GcmParams {
+        iv: Some(vec![3; 12]),
+        aad: Vec::new(),
+        tag_bits: 128,
+    })
+}
+
+#[test]
+fn an_owner_copies_keys_between_session_and_token_with_the_same_material() {
+    let (mut node, _admin, alice, _bob, _carol) = three_users();
+    let original = node.aes_key(alice, "original");
+    let sealed = node.hsm.encrypt(alice, original, &gcm(), b"copied key").expect("encrypt").data;
+
+    // Token to token, relabelled: a command, audited as CN_CREATE_OBJECT, the same key.
+    let p = node.hsm.prepare_copy(alice, original, &copy_changes("copy", true));
+    assert!(matches!(p, Ok(Prepared::Command(Command::CreateObjects { .. }))), "{p:?}");
+    let Ok(Outcome::ObjectsCreated { handles }) = node.run(p) else { panic!("copy") };
+    let copy = handles[0];
+    assert_ne!(copy, original);
+    assert_eq!(node.journal.events.last().map(|e| e.opcode), Some(Opcode::CN_CREATE_OBJECT));
+    assert_eq!(
+        node.hsm.decrypt(alice, copy, &gcm(), &sealed).expect("decrypt with the copy").as_slice(),
+        b"copied key"
+    );
+    let label = node.hsm.get_attributes(alice, copy, &[AttributeType::Label]).expect("label");
+    assert_eq!(label, [AttrRead::Value(AttributeValue::Bytes(b"copy".to_vec()))]);
+
+    // Token to session: local, no command; then session back to token (what keytool does).
+    let commands = node.log.len();
+    let p = node.hsm.prepare_copy(alice, original, &copy_changes("in-session", false));
+    assert!(matches!(p, Ok(Prepared::Local(_))), "{p:?}");
+    let Ok(Outcome::ObjectsCreated { handles }) = node.run(p) else { panic!("copy to session") };
+    let in_session = handles[0];
+    assert_eq!(node.log.len(), commands);
+    let p = node.hsm.prepare_copy(alice, in_session, &copy_changes("back", true));
+    assert!(matches!(p, Ok(Prepared::Command(_))), "{p:?}");
+    let Ok(Outcome::ObjectsCreated { handles }) = node.run(p) else { panic!("copy to token") };
+    assert_eq!(
+        node.hsm.decrypt(alice, handles[0], &gcm(), &sealed).expect("decrypt").as_slice(),
+        b"copied key"
+    );
+
+    // A key pair's private half copies too (signatures verify with the original public key).
+    let (public, private) = node.ed25519_pair(alice, "pair");
+    let p = node.hsm.prepare_copy(alice, private, &Template::new());
+    let Ok(Outcome::ObjectsCreated { handles }) = node.run(p) else { panic!("copy private") };
+    let signature =
+        node.hsm.sign(alice, handles[0], &SignMechanism::Eddsa, b"m").expect("sign with the copy");
+    node.hsm.verify(alice, public, &SignMechanism::Eddsa, b"m", &signature).expect("verify");
+}
+
+#[test]
+fn a_copy_is_refused_when_the_rules_forbid_it_and_changes_nothing() {
+    let (mut node, _admin, alice, bob, _carol) = three_users();
+    let key = node.aes_key(alice, "k");
+    let p = node.hsm.prepare_share(alice, key, "bob", true);
+    node.run(p).expect("share with bob");
+    let digest = node.digest();
+    // A sharee may use the key, not copy it into one of their own.
+    let p = node.hsm.prepare_copy(bob, key, &Template::new());
+    assert_err(p, |e| matches!(e, HsmError::NotPermitted(_)));
+    // What a copy may not change.
+    for (template, expected) in [
+        (Template::new().with(Attribute::bool(AttributeType::Sensitive, false)), "read-only"),
+        (Template::new().with(Attribute::ulong(AttributeType::KeyType, 0x10)), "read-only"),
+        (Template::new().with(Attribute::bool(AttributeType::Modifiable, true)), "none"),
+    ] {
+        let p = node.hsm.prepare_copy(alice, key, &template);
+        match expected {
+            "read-only" => assert_err(p, |e| matches!(e, HsmError::AttributeReadOnly(_))),
+            _ => assert!(p.is_ok(), "keeping CKA_MODIFIABLE true is no change: {p:?}"),
+        }
+    }
+    assert_err(
+        node.hsm.prepare_copy(alice, key, &Template::new().with(Attribute::ulong(AttributeType::ModulusBits, 2048))),
+        |e| matches!(e, HsmError::AttributeTypeInvalid(_)),
+    );
+    // CKA_COPYABLE false on the copy; the copy itself then cannot be copied.
+    let p = node.hsm.prepare_copy(
+        alice,
+        key,
+        &Template::new().with(Attribute::bool(AttributeType::Copyable, false)),
+    );
+    let Ok(Outcome::ObjectsCreated { handles }) = node.run(p) else { panic!("copy") };
+    assert_err(node.hsm.prepare_copy(alice, handles[0], &Template::new()), |e| {
+        matches!(e, HsmError::ActionProhibited(_))
+    });
+    assert_err(node.hsm.prepare_copy(alice, ObjectHandle(0x1234), &Template::new()), |e| {
+        matches!(e, HsmError::ObjectHandleInvalid(_))
+    });
+    // The refused copies left no trace in the state; the allowed one added one object.
+    assert_ne!(node.digest(), digest);
+    assert_eq!(node.hsm.state().objects().len(), 2);
+}
