@@ -176,6 +176,7 @@ blocking_rpcs! {
     find_objects(FindObjectsRequest) -> ObjectHandles;
     get_attributes(GetAttributesRequest) -> GetAttributesResponse;
     set_attributes(SetAttributesRequest) -> Empty;
+    copy_object(CopyObjectRequest) -> ObjectHandles;
     share_key(ShareKeyRequest) -> KeyUsers;
     unshare_key(ShareKeyRequest) -> KeyUsers;
     get_key_users(KeyRequest) -> KeyUsers;

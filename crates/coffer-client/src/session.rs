@@ -66,6 +66,7 @@ no_secrets!(
     KeyRequest,
     GetAttributesRequest,
     SetAttributesRequest,
+    CopyObjectRequest,
     ShareKeyRequest,
     WrapKeyRequest,
     UnwrapKeyRequest,
@@ -171,6 +172,9 @@ session_rpcs! {
     get_attributes = "GetAttributes", get_attributes(GetAttributesRequest) -> GetAttributesResponse, Idempotent;
     /// `SetAttributes` of an object.
     set_attributes = "SetAttributes", set_attributes(SetAttributesRequest) -> Empty, IfNotSent;
+    /// `CopyObject` (`C_CopyObject`): a new object with the source's attributes changed by
+    /// the template.
+    copy_object = "CopyObject", copy_object(CopyObjectRequest) -> ObjectHandles, IfNotSent;
     /// `ShareKey` with a crypto user.
     share_key = "ShareKey", share_key(ShareKeyRequest) -> KeyUsers, IfNotSent;
     /// `UnshareKey`.

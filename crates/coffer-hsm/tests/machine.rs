@@ -483,7 +483,11 @@ fn a_copy_is_refused_when_the_rules_forbid_it_and_changes_nothing() {
         }
     }
     assert_err(
-        node.hsm.prepare_copy(alice, key, &Template::new().with(Attribute::ulong(AttributeType::ModulusBits, 2048))),
+        node.hsm.prepare_copy(
+            alice,
+            key,
+            &Template::new().with(Attribute::ulong(AttributeType::ModulusBits, 2048)),
+        ),
         |e| matches!(e, HsmError::AttributeTypeInvalid(_)),
     );
     // CKA_COPYABLE false on the copy; the copy itself then cannot be copied.

@@ -133,6 +133,7 @@ impl coffer_proto::Hsm for NodeService {
     unary!(find_objects, "FindObjects", keys, v1::FindObjectsRequest, v1::ObjectHandles);
     unary!(get_attributes, "GetAttributes", keys, v1::GetAttributesRequest, v1::GetAttributesResponse);
     unary!(set_attributes, "SetAttributes", keys, v1::SetAttributesRequest, v1::Empty);
+    unary!(copy_object, "CopyObject", keys, v1::CopyObjectRequest, v1::ObjectHandles);
     unary!(share_key, "ShareKey", keys, v1::ShareKeyRequest, v1::KeyUsers);
     unary!(unshare_key, "UnshareKey", keys, v1::ShareKeyRequest, v1::KeyUsers);
     unary!(get_key_users, "GetKeyUsers", keys, v1::KeyRequest, v1::KeyUsers);

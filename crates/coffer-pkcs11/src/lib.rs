@@ -20,7 +20,7 @@
 //! - A lost node: `CKR_DEVICE_ERROR` ([`error`]); open a new session to reach another node.
 //! - After `fork()`, the child calls `C_Initialize` again and gets a fresh state.
 //! - Not offered (`CKR_FUNCTION_NOT_SUPPORTED`): `C_InitToken`, `C_InitPIN`, `C_SetPIN`,
-//!   operation state, `C_CopyObject`, `C_GetObjectSize`, `C_DigestKey`, sign/verify-recover,
+//!   operation state, `C_GetObjectSize`, `C_DigestKey`, sign/verify-recover,
 //!   dual-function updates, `C_WaitForSlotEvent`, the 3.0 message and `C_LoginUser`
 //!   functions. `C_SeedRandom` gives `CKR_RANDOM_SEED_NOT_SUPPORTED`.
 

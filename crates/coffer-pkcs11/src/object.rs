@@ -161,6 +161,32 @@ pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, object: CK_OBJECT_HAND
     Ok(())
 }
 
+/// `C_CopyObject`: the node makes the copy (the owner only; `CKA_COPYABLE` false gives
+/// `CKR_ACTION_PROHIBITED`). A session object's copy lives in the session that holds the
+/// source, as the source does; a copy made a token object needs a read/write session.
+pub fn copy(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    template: &[InAttribute],
+) -> Result<CK_OBJECT_HANDLE> {
+    let s = lib.session(session)?;
+    check_writable(&s, template)?;
+    let owner = lib.session_for(&s, object);
+    let asks_token = attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).map(|v| v == [CK_TRUE]);
+    if !s.read_write && asks_token.is_none() && is_token(&owner, object)? {
+        return fail(CKR_SESSION_READ_ONLY, "a copy of a token object is made in a read/write session");
+    }
+    let request = v1::CopyObjectRequest {
+        session: Vec::new(),
+        handle: object,
+        template: Some(attributes::to_wire(template)?),
+    };
+    let handles = owner.node.copy_object(request)?.handles;
+    lib.created(owner.handle, &handles);
+    single_handle(&handles)
+}
+
 /// `C_GetAttributeValue`: one answer per requested type, in order.
 pub fn get_attributes(
     lib: &Library,

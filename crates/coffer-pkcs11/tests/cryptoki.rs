@@ -367,6 +367,45 @@ fn wrap_unwrap_and_ecdh_derive() {
 }
 
 #[test]
+fn copy_object_moves_a_session_key_to_the_token_and_keeps_the_rules() {
+    let s = session();
+    // A session key (what keytool makes before it stores a key), copied to the token.
+    let template = [
+        Attribute::Token(false),
+        Attribute::Label("session-original".into()),
+        Attribute::ValueLen(32.into()),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ];
+    let session_key = s.generate_key(&Mechanism::AesKeyGen, &template).expect("session key");
+    let token_copy = s
+        .copy_object(session_key, &[Attribute::Token(true), Attribute::Label("token-copy".into())])
+        .expect("copy to the token");
+    match &s.get_attributes(token_copy, &[AttributeType::Token, AttributeType::Label]).expect("attrs")[..] {
+        [Attribute::Token(true), Attribute::Label(label)] => assert_eq!(label, b"token-copy"),
+        other => panic!("{other:?}"),
+    }
+    let mut iv = [9u8; 12];
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, &[], 128.into()).expect("params"));
+    let sealed = s.encrypt(&gcm, session_key, b"one key, two objects").expect("encrypt");
+    assert_eq!(s.decrypt(&gcm, token_copy, &sealed).expect("decrypt with the copy"), b"one key, two objects");
+    assert_eq!(s.find_objects(&[Attribute::Label("token-copy".into())]).expect("find").len(), 1);
+
+    // A non-copyable key and an attribute a copy cannot change are refused.
+    let fixed = aes_key(&s, "not-copyable", &[Attribute::Copyable(false)]);
+    assert_eq!(rv_of(s.copy_object(fixed, &[])), RvError::ActionProhibited);
+    assert_eq!(
+        rv_of(s.copy_object(token_copy, &[Attribute::KeyType(KeyType::GENERIC_SECRET)])),
+        RvError::AttributeReadOnly
+    );
+    assert_eq!(rv_of(s.copy_object(token_copy, &[Attribute::Sensitive(false)])), RvError::AttributeReadOnly);
+    // A read-only session makes no token copy.
+    let read_only = fixture().pkcs11.open_ro_session(fixture().slot).expect("ro session");
+    assert_eq!(rv_of(read_only.copy_object(token_copy, &[])), RvError::SessionReadOnly);
+    s.destroy_object(token_copy).expect("destroy the copy");
+}
+
+#[test]
 fn find_attributes_set_and_destroy() {
     let s = session();
     let (public, private) = ec_pair(&s, "pair-to-find");
@@ -673,8 +712,20 @@ fn entry_points_return_the_standards_codes_for_bad_arguments() {
         assert_eq!(f.C_GenerateRandom.expect("fn")(h, std::ptr::null_mut(), 8), CKR_ARGUMENTS_BAD);
         assert_eq!(f.C_FindObjects.expect("fn")(h, std::ptr::null_mut(), 1, &mut len), CKR_ARGUMENTS_BAD);
         assert_eq!(
-            f.C_CopyObject.expect("fn")(h, key, std::ptr::null_mut(), 0, &mut other),
-            CKR_FUNCTION_NOT_SUPPORTED
+            f.C_CopyObject.expect("fn")(h, key, std::ptr::null_mut(), 0, std::ptr::null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            f.C_CopyObject.expect("fn")(h, key, std::ptr::null_mut(), 2, &mut other),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            f.C_CopyObject.expect("fn")(h, 0x1234_5678, std::ptr::null_mut(), 0, &mut other),
+            CKR_OBJECT_HANDLE_INVALID
+        );
+        assert_eq!(
+            f.C_CopyObject.expect("fn")(0xdead, key, std::ptr::null_mut(), 0, &mut other),
+            CKR_SESSION_HANDLE_INVALID
         );
         assert_eq!(f.C_Finalize.expect("fn")(8 as *mut _), CKR_ARGUMENTS_BAD);
         assert_eq!(f.C_CloseSession.expect("fn")(h), CKR_OK);

@@ -722,11 +722,26 @@ fn java_keytool_lists_and_a_program_signs_through_sunpkcs11() {
         token.run_with("keytool", args.iter().chain(&base), &pin, fixture::TOOL_LIMIT)
     };
 
-    // SunPKCS11 lists only keys with a certificate. `keytool -genkeypair` would make both,
-    // but it generates session keys and moves them to the token with C_CopyObject, which
-    // Coffer does not offer yet; so the pairs are generated on the token by pkcs11-tool, a
-    // self-signed certificate is made for each by OpenSSL through the token's key, and
-    // pkcs11-tool stores it beside the key with the same CKA_ID and label.
+    // `keytool -genkeypair` generates a session key pair, signs its self-signed certificate
+    // with it, then moves the keys to the token with C_CopyObject and stores the certificate.
+    keytool(&[
+        "-genkeypair",
+        "-alias",
+        "java-gen",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-dname",
+        "CN=java-gen",
+        "-validity",
+        "1",
+    ])
+    .assert_success();
+
+    // SunPKCS11 lists only keys with a certificate. Pairs generated on the token by
+    // pkcs11-tool get one too: a self-signed certificate is made for each by OpenSSL through
+    // the token's key, and pkcs11-tool stores it beside the key with the same CKA_ID and label.
     let engine = engine_config(&token);
     for (alias, kind, id) in [("java-ec", "EC:prime256v1", "21"), ("java-rsa", "rsa:2048", "22")] {
         keygen(&token, kind, id, alias);
@@ -753,6 +768,7 @@ fn java_keytool_lists_and_a_program_signs_through_sunpkcs11() {
     }
     keytool(&["-list"])
         .assert_success()
+        .assert_contains("java-gen, PrivateKeyEntry")
         .assert_contains("java-ec, PrivateKeyEntry")
         .assert_contains("java-rsa, PrivateKeyEntry");
 
@@ -770,11 +786,14 @@ fn java_keytool_lists_and_a_program_signs_through_sunpkcs11() {
             "SHA256withECDSA",
             "java-rsa",
             "SHA256withRSA",
+            "java-gen",
+            "SHA256withECDSA",
         ],
         &pin,
         fixture::TOOL_LIMIT,
     );
     out.assert_success()
         .assert_contains("verified java-ec SHA256withECDSA")
-        .assert_contains("verified java-rsa SHA256withRSA 256");
+        .assert_contains("verified java-rsa SHA256withRSA 256")
+        .assert_contains("verified java-gen SHA256withECDSA");
 }

@@ -455,6 +455,7 @@ impl Hsm for TestHsm {
     unimplemented_rpcs! {
         initialize_cluster(v1::InitializeClusterRequest) -> v1::ClusterInfo;
         add_hsm(v1::AddHsmRequest) -> v1::HsmMember;
+        copy_object(v1::CopyObjectRequest) -> v1::ObjectHandles;
         delete_hsm(v1::DeleteHsmRequest) -> v1::Empty;
         get_sync_status(v1::SessionRequest) -> v1::SyncStatus;
         clone_offer(v1::CloneOfferRequest) -> v1::CloneOfferResponse;

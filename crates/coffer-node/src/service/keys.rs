@@ -161,6 +161,21 @@ pub(super) async fn set_attributes(
     .await
 }
 
+pub(super) async fn copy_object(
+    node: &Arc<Node>,
+    request: v1::CopyObjectRequest,
+) -> Result<v1::ObjectHandles, NodeError> {
+    let template = convert::template_from_wire(request.template)?;
+    node.blocking(move |node| {
+        let session = node.session(&request.session)?;
+        let source = ObjectHandle(request.handle);
+        let outcome = node
+            .change(session, Opcode::CN_CREATE_OBJECT, |hsm| hsm.prepare_copy(session, source, &template))?;
+        Ok(handles(created(outcome)?))
+    })
+    .await
+}
+
 async fn share(
     node: &Arc<Node>,
     request: v1::ShareKeyRequest,

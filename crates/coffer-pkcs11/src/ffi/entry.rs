@@ -281,6 +281,31 @@ pub unsafe extern "C" fn C_CreateObject(
     })
 }
 
+/// `C_CopyObject`.
+///
+/// # Safety
+/// `p_template` holds `ul_count` attributes; `ph_new_object` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_CopyObject(
+    h_session: CK_SESSION_HANDLE,
+    h_object: CK_OBJECT_HANDLE,
+    p_template: *mut CK_ATTRIBUTE,
+    ul_count: CK_ULONG,
+    ph_new_object: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    if ph_new_object.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    with_lib(|lib| {
+        // SAFETY: the caller's contract.
+        let template = unsafe { read_template(p_template, ul_count)? };
+        let handle = object::copy(lib, h_session, h_object, &template)?;
+        // SAFETY: checked non-NULL.
+        unsafe { put(ph_new_object, handle) };
+        Ok(())
+    })
+}
+
 /// `C_DestroyObject`.
 #[unsafe(no_mangle)]
 pub extern "C" fn C_DestroyObject(h_session: CK_SESSION_HANDLE, h_object: CK_OBJECT_HANDLE) -> CK_RV {
@@ -954,7 +979,6 @@ not_supported! {
     C_SetPIN(h: CK_SESSION_HANDLE, old: *mut CK_UTF8CHAR, old_len: CK_ULONG, new: *mut CK_UTF8CHAR, new_len: CK_ULONG);
     C_GetOperationState(h: CK_SESSION_HANDLE, state: CK_BYTE_PTR, len: CK_ULONG_PTR);
     C_SetOperationState(h: CK_SESSION_HANDLE, state: CK_BYTE_PTR, len: CK_ULONG, enc: CK_OBJECT_HANDLE, auth: CK_OBJECT_HANDLE);
-    C_CopyObject(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG, new: *mut CK_OBJECT_HANDLE);
     C_GetObjectSize(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, size: CK_ULONG_PTR);
     C_DigestKey(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE);
     C_SignRecoverInit(h: CK_SESSION_HANDLE, mechanism: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE);
