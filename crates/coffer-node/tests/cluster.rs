@@ -58,18 +58,7 @@ fn gcm(iv: &[u8]) -> Option<v1::CipherMechanism> {
 }
 
 async fn new_aes_key(client: &mut Client, session: &[u8], name: &str) -> u64 {
-    let request = v1::GenerateKeyRequest {
-        session: session.to_vec(),
-        key_type: v1::KeyType::Aes as i32,
-        length_bytes: 32,
-        template: template(vec![
-            flag(CKA_TOKEN, true),
-            label(name),
-            flag(CKA_ENCRYPT, true),
-            flag(CKA_DECRYPT, true),
-        ]),
-    };
-    client.generate_key(request).await.expect("generate").into_inner().handles[0]
+    client.generate_key(aes_key_request(session, name)).await.expect("generate").into_inner().handles[0]
 }
 
 async fn encrypt(
@@ -108,11 +97,6 @@ where
         assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {STEP:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A loopback port free now (for a node that must come back on the same peer port).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,16 +17,12 @@ use coffer_client::{Client, ClientConfig, Session};
 use coffer_crypto::Module;
 use coffer_node::pki::DevCa;
 use coffer_proto::v1;
-use common::{CKA_DECRYPT, CKA_ENCRYPT, CKA_TOKEN, flag, label, template};
+use common::{aes_key_request, free_port, label, template};
 
 const ADMIN_PASSWORD: &[u8] = b"admin-password-1";
 const ALICE_PASSWORD: &[u8] = b"alice-password-1";
 /// Every wait in this test is bounded by this.
 const BOUND: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
-}
 
 /// One `cofferd` process and what it needs to come back.
 struct Proc {
@@ -128,18 +124,7 @@ async fn login(
 }
 
 async fn new_key(session: &Session, name: &str) -> Result<u64, coffer_client::ClientError> {
-    let request = v1::GenerateKeyRequest {
-        session: Vec::new(),
-        key_type: v1::KeyType::Aes as i32,
-        length_bytes: 32,
-        template: template(vec![
-            flag(CKA_TOKEN, true),
-            label(name),
-            flag(CKA_ENCRYPT, true),
-            flag(CKA_DECRYPT, true),
-        ]),
-    };
-    Ok(session.generate_key(request).await?.handles[0])
+    Ok(session.generate_key(aes_key_request(&[], name)).await?.handles[0])
 }
 
 async fn has_key(session: &Session, name: &str) -> bool {

@@ -208,6 +208,26 @@ pub fn template(attributes: Vec<v1::Attribute>) -> Option<v1::Template> {
     Some(v1::Template { attributes })
 }
 
+/// A request for a token AES-256 key labelled `name` that encrypts and decrypts.
+pub fn aes_key_request(session: &[u8], name: &str) -> v1::GenerateKeyRequest {
+    v1::GenerateKeyRequest {
+        session: session.to_vec(),
+        key_type: v1::KeyType::Aes as i32,
+        length_bytes: 32,
+        template: template(vec![
+            flag(CKA_TOKEN, true),
+            label(name),
+            flag(CKA_ENCRYPT, true),
+            flag(CKA_DECRYPT, true),
+        ]),
+    }
+}
+
+/// A loopback port free at the moment of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
 /// Reads one HTTP path from the metrics endpoint: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
