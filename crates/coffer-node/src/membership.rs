@@ -63,7 +63,14 @@ pub struct Member {
     pub peer_addr: String,
     /// False for a learner.
     pub voter: bool,
+    /// How long this node has failed to reach it (see [`Peers::unreachable_for`]).
+    ///
+    /// [`Peers::unreachable_for`]: crate::raft::network::Peers::unreachable_for
+    pub unreachable_for: Option<Duration>,
 }
+
+/// A member this node has not reached for this long counts as unreachable in the metrics.
+pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(5);
 
 impl Node {
     /// The replication group as this node knows it (empty before replication starts).
@@ -78,6 +85,7 @@ impl Node {
                 raft_id: *id,
                 peer_addr: node.addr.clone(),
                 voter: voters.contains(id),
+                unreachable_for: self.peers().unreachable_for(&node.addr),
             })
             .collect()
     }

@@ -38,16 +38,20 @@ pub enum Gauge {
     UsersAvailable,
     /// `HsmUsersMax`: the most users the HSM holds.
     UsersMax,
+    /// Members of the cluster this node has failed to reach for 5 s or more: what
+    /// CloudHSM's `HsmUnhealthy` shows for an HSM that needs replacing, seen by its peers.
+    UnreachableHsms,
 }
 
 impl Gauge {
-    const ALL: [Gauge; 6] = [
+    const ALL: [Gauge; 7] = [
         Self::KeysSessionOccupied,
         Self::KeysTokenOccupied,
         Self::SslCtxsOccupied,
         Self::SessionCount,
         Self::UsersAvailable,
         Self::UsersMax,
+        Self::UnreachableHsms,
     ];
 
     /// The Prometheus name.
@@ -59,6 +63,7 @@ impl Gauge {
             Self::SessionCount => "coffer_hsm_session_count",
             Self::UsersAvailable => "coffer_hsm_users_available",
             Self::UsersMax => "coffer_hsm_users_max",
+            Self::UnreachableHsms => "coffer_cluster_hsms_unreachable",
         }
     }
 
@@ -70,6 +75,9 @@ impl Gauge {
             Self::SessionCount => "Open sessions (CloudHSM HsmSessionCount).",
             Self::UsersAvailable => "Users that can still be created (CloudHSM HsmUsersAvailable).",
             Self::UsersMax => "Most users the HSM holds (CloudHSM HsmUsersMax).",
+            Self::UnreachableHsms => {
+                "Members this node has not reached for 5 s or more (their CloudHSM HsmUnhealthy, seen by a peer)."
+            }
         }
     }
 }

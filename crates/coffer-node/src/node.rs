@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{NodeConfig, SealConfig};
 use crate::journal::NodeJournal;
-use crate::metrics::Metrics;
+use crate::metrics::{Gauge, Metrics};
 use crate::node_keys::{self, NODE_META_PREFIX, NodeKeys};
 use crate::pki::{self, PkiError, SubjectAltName};
 use crate::raft::log_store::LogStore;
@@ -629,6 +629,12 @@ impl Node {
     /// The periodic housekeeping: idle sessions, the audit checkpoint timer, health.
     pub fn housekeeping(&self) {
         self.expire_idle_sessions();
+        let unreachable = self
+            .members()
+            .iter()
+            .filter(|m| m.unreachable_for.is_some_and(|d| d >= crate::membership::UNREACHABLE_AFTER))
+            .count();
+        self.metrics.set(Gauge::UnreachableHsms, i64::try_from(unreachable).unwrap_or(i64::MAX));
         let audit = self.with_journal(|journal| {
             journal.checkpoint_if_due().map_err(|e| HsmError::JournalFailed(e.0))?;
             Ok(journal.audit_usable())

@@ -28,6 +28,8 @@ const BOUND: Duration = Duration::from_secs(30);
 struct Proc {
     config: PathBuf,
     listen: String,
+    /// The metrics port.
+    metrics: u16,
     child: Option<Child>,
     /// The bootstrap fingerprint it printed on its last start, if it was uninitialised.
     fingerprint: Option<String>,
@@ -38,19 +40,20 @@ impl Proc {
         let dir = root.join(format!("node-{}", index + 1));
         std::fs::create_dir_all(&dir).expect("node dir");
         let listen = format!("127.0.0.1:{}", free_port());
+        let metrics = free_port();
         let text = format!(
             "node_id = \"node-{n}\"\ndata_dir = \"{data}\"\nlisten = \"{listen}\"\n\
              metrics_listen = \"127.0.0.1:{metrics}\"\npeer_listen = \"127.0.0.1:{peer}\"\njoin = {join}\n\
              pbkdf2_iterations = 1000\n[seal]\nkey_file = \"{seal}\"\n",
             n = index + 1,
             data = dir.join("data").display(),
-            metrics = free_port(),
+            metrics = metrics,
             peer = free_port(),
             seal = dir.join("seal.key").display(),
         );
         let config = dir.join("cofferd.toml");
         std::fs::write(&config, text).expect("config");
-        let mut proc = Proc { config, listen, child: None, fingerprint: None };
+        let mut proc = Proc { config, listen, metrics, child: None, fingerprint: None };
         proc.start();
         proc
     }
@@ -98,6 +101,16 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The node's Prometheus text (blocking, loopback).
+fn metrics_text(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = tcp.read_to_string(&mut text);
+    text
 }
 
 fn anchored(endpoints: Vec<String>, anchor: &Path) -> ClientConfig {
@@ -289,6 +302,16 @@ async fn scenario() {
     let wrong = login(&alone, "alice", v1::Role::CryptoUser, b"not-her-password").await;
     let wrong = wrong.expect_err("a wrong password without a quorum");
     assert!(wrong.to_string().contains("majority"), "{wrong}");
+    // By now the survivor has failed to reach the other two for more than 5 s: its cluster
+    // view and its metrics say so.
+    let info = alone.cluster_info().await.expect("info");
+    let unreachable = info.hsms.iter().filter(|m| m.unreachable_ms >= 5_000).count();
+    assert_eq!(unreachable, 2, "{info:?}");
+    let deadline = Instant::now() + BOUND;
+    while !metrics_text(procs[survivor].metrics).contains("coffer_cluster_hsms_unreachable 2") {
+        assert!(Instant::now() < deadline, "the metric never showed the two lost members");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let refused = new_key(&session, "no-quorum").await.expect_err("a write without a quorum");
     let text = refused.to_string();
     assert!(text.contains("majority"), "the error names the lost quorum: {text}");

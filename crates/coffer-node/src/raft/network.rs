@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coffer_proto::peer::peer_client::PeerClient;
 use coffer_proto::peer::{ProposeRequest, RaftMessage};
@@ -47,6 +47,8 @@ pub enum PeerError {
 pub struct Peers {
     tls: RwLock<Option<PeerTls>>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// Per peer address: since when every raft call to it has failed to reach it.
+    failing_since: Mutex<HashMap<String, Instant>>,
 }
 
 impl Peers {
@@ -60,6 +62,21 @@ impl Peers {
     pub fn set_tls(&self, tls: PeerTls) {
         *self.tls.write().unwrap_or_else(PoisonError::into_inner) = Some(tls);
         self.channels.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// How long every raft call to `addr` has failed to reach it; `None` while the last call
+    /// reached it, or before any call (only a leader, or a candidate, calls its peers).
+    pub fn unreachable_for(&self, addr: &str) -> Option<Duration> {
+        self.failing_since.lock().unwrap_or_else(PoisonError::into_inner).get(addr).map(Instant::elapsed)
+    }
+
+    fn record_contact(&self, addr: &str, reached: bool) {
+        let mut failing = self.failing_since.lock().unwrap_or_else(PoisonError::into_inner);
+        if reached {
+            failing.remove(addr);
+        } else {
+            failing.entry(addr.to_owned()).or_insert_with(Instant::now);
+        }
     }
 
     /// The server side of the peer credentials, if the node has them.
@@ -126,7 +143,9 @@ impl Peers {
             RaftRpc::Vote => client.vote(request).await,
             RaftRpc::InstallSnapshot => client.install_snapshot(request).await,
         }
-        .map_err(|s| status(addr, &s))?;
+        .map_err(|s| status(addr, &s));
+        self.record_contact(addr, !matches!(reply, Err(PeerError::Unreachable { .. })));
+        let reply = reply?;
         decode(&reply.into_inner().payload).map_err(|e| codec(addr, e))
     }
 }
@@ -159,6 +178,19 @@ mod tests {
         }
         let e = status("p:1", &tonic::Status::failed_precondition("not the leader"));
         assert!(matches!(e, PeerError::Status { code: tonic::Code::FailedPrecondition, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_peer_is_unreachable_from_its_first_failed_call_until_one_reaches_it() {
+        let peers = Peers::new();
+        assert_eq!(peers.unreachable_for("p:1"), None, "never called");
+        peers.record_contact("p:1", false);
+        std::thread::sleep(Duration::from_millis(20));
+        peers.record_contact("p:1", false);
+        let failing = peers.unreachable_for("p:1").expect("failing");
+        assert!(failing >= Duration::from_millis(20), "counted from the first failure: {failing:?}");
+        peers.record_contact("p:1", true);
+        assert_eq!(peers.unreachable_for("p:1"), None);
     }
 }
 

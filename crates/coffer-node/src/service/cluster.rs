@@ -60,6 +60,9 @@ fn cluster_info(node: &Node) -> v1::ClusterInfo {
                 raft_id: m.raft_id,
                 peer_address: m.peer_addr,
                 voter: m.voter,
+                unreachable_ms: m
+                    .unreachable_for
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             })
             .collect(),
         raft_id: node.keys().raft_id,

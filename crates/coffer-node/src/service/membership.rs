@@ -19,6 +19,7 @@ pub(super) async fn add_hsm(
         raft_id: added.raft_id,
         peer_address: added.peer_addr,
         voter: true,
+        unreachable_ms: 0,
     })
 }
 
