@@ -17,7 +17,13 @@
 //! - PIN `user:password`; `CKU_USER` is a crypto-user, `CKU_SO` an admin. Login is per
 //!   application ([`session`]).
 //! - Multi-part operations are buffered and sent at `Final` ([`operation`]).
-//! - A lost node: `CKR_DEVICE_ERROR` ([`error`]); open a new session to reach another node.
+//! - A lost node: each PKCS#11 session lives on one node (its session objects and operations
+//!   are there, as in CloudHSM). While that node is down its calls fail with
+//!   `CKR_DEVICE_ERROR` ([`error`]); once it is back they fail with
+//!   `CKR_SESSION_HANDLE_INVALID`, since a restarted node has no sessions. A new
+//!   `C_OpenSession` reaches a node that answers (the SDK skips nodes that failed lately) and
+//!   is logged in with the application's login; token keys are there, session objects of the
+//!   lost session are gone. Calls are not moved to another node behind the application's back.
 //! - After `fork()`, the child calls `C_Initialize` again and gets a fresh state.
 //! - Not offered (`CKR_FUNCTION_NOT_SUPPORTED`): `C_InitToken`, `C_InitPIN`, `C_SetPIN`,
 //!   operation state, `C_GetObjectSize`, `C_DigestKey`, sign/verify-recover,
