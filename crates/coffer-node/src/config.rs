@@ -11,6 +11,7 @@
 //! | `metrics_listen` | `COFFER_NODE_METRICS_LISTEN` | `127.0.0.1:2280` (HTTP `/metrics`, `/health`) |
 //! | `peer_listen` | `COFFER_NODE_PEER_LISTEN` | `listen`'s address, port + 1 (`127.0.0.1:2224`; port 0 stays 0): raft and cloning between nodes, mutual TLS |
 //! | `join` | `COFFER_NODE_JOIN` | `false`: a node that has never been in a cluster starts a new one-node cluster; `true`: it waits to be added to an existing cluster |
+//! | `join_trust_anchor` | `COFFER_NODE_JOIN_TRUST_ANCHOR` | none: a joining node takes the first clone it is given; a path: only a clone of the cluster whose trust anchor (the owner's CA certificate, PEM) is this file |
 //! | `allowed_clients` | `COFFER_NODE_ALLOWED_CLIENTS` (comma-separated) | `["127.0.0.0/8", "::1/128"]` |
 //! | `pbkdf2_iterations` | `COFFER_NODE_PBKDF2_ITERATIONS` | 600,000 (seal passphrase and new user passwords; at least 1,000, for tests) |
 //! | `limits.max_message_bytes` | `COFFER_NODE_MAX_MESSAGE_BYTES` | 4 MiB |
@@ -89,6 +90,8 @@ pub struct NodeConfig {
     pub metrics_listen: SocketAddr,
     pub peer_listen: SocketAddr,
     pub join: bool,
+    /// The owner's CA certificate a joining node requires of the cluster that clones it.
+    pub join_trust_anchor: Option<PathBuf>,
     pub allowed_clients: AllowList,
     pub limits: Limits,
     pub audit: AuditConfig,
@@ -106,6 +109,7 @@ struct RawConfig {
     metrics_listen: Option<String>,
     peer_listen: Option<String>,
     join: Option<bool>,
+    join_trust_anchor: Option<PathBuf>,
     allowed_clients: Option<Vec<String>>,
     pbkdf2_iterations: Option<u64>,
     #[serde(default)]
@@ -141,13 +145,14 @@ struct RawSeal {
 }
 
 /// Every key, with its environment variable.
-const KEYS: [(&str, &str); 17] = [
+const KEYS: [(&str, &str); 18] = [
     ("node_id", "COFFER_NODE_ID"),
     ("data_dir", "COFFER_NODE_DATA_DIR"),
     ("listen", "COFFER_NODE_LISTEN"),
     ("metrics_listen", "COFFER_NODE_METRICS_LISTEN"),
     ("peer_listen", "COFFER_NODE_PEER_LISTEN"),
     ("join", "COFFER_NODE_JOIN"),
+    ("join_trust_anchor", "COFFER_NODE_JOIN_TRUST_ANCHOR"),
     ("allowed_clients", "COFFER_NODE_ALLOWED_CLIENTS"),
     ("pbkdf2_iterations", "COFFER_NODE_PBKDF2_ITERATIONS"),
     ("limits.max_message_bytes", "COFFER_NODE_MAX_MESSAGE_BYTES"),
@@ -272,6 +277,7 @@ impl RawConfig {
                     other => return Err(format!("'{other}' is not true or false")),
                 })
             }
+            "join_trust_anchor" => self.join_trust_anchor = Some(value.into()),
             "allowed_clients" => {
                 let list = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from);
                 self.allowed_clients = Some(list.collect());
@@ -327,6 +333,7 @@ impl RawConfig {
             metrics_listen,
             peer_listen,
             join: self.join.unwrap_or(false),
+            join_trust_anchor: self.join_trust_anchor,
             allowed_clients,
             limits: self.limits.validate(o)?,
             audit: self.audit.validate(o)?,

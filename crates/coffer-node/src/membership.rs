@@ -143,6 +143,7 @@ impl Node {
             .map_err(|_| CloneError::Malformed("the cluster key does not parse"))?;
         let cluster_spki = cloned.cluster.public_key().spki_der().to_vec();
         let valid = crate::pki::validate_initialization(&cluster_spki, cluster_cert_pem, trust_anchor_pem)?;
+        self.require_expected_anchor(&valid.trust_anchor_pem)?;
         let (presented, peer_tls) =
             node_presented(&cloned, self.config(), &valid.cluster_cert_pem, self.anchors())?;
         // Two handles on the cluster's domain key: the store's and the HSM's.
@@ -280,6 +281,23 @@ impl Node {
         };
         let binding = CloneBinding { recipient_spki: &offer.identity_spki, raft_id: offer.raft_id };
         Ok((clone::wrap(module, &recipient, &binding, &secrets)?, cert, anchor))
+    }
+
+    /// With `join_trust_anchor` set, a clone is taken only from the cluster of that owner:
+    /// anyone who reaches a joining node's port could otherwise clone their own cluster to it.
+    fn require_expected_anchor(&self, offered_pem: &str) -> Result<(), NodeError> {
+        let Some(path) = &self.config().join_trust_anchor else { return Ok(()) };
+        let expected = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Internal(format!("join_trust_anchor {}: {e}", path.display())))?;
+        let expected = crate::tls::certificates_from_pem(&expected)?;
+        let offered = crate::tls::certificates_from_pem(offered_pem)?;
+        if !expected.is_empty() && expected.first() == offered.first() {
+            return Ok(());
+        }
+        Err(NodeError::Hsm(HsmError::NotPermitted(format!(
+            "the clone comes from a cluster whose trust anchor is not the one in join_trust_anchor ({})",
+            path.display()
+        ))))
     }
 
     fn require_awaiting_clone(&self) -> Result<(), NodeError> {

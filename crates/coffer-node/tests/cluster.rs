@@ -120,7 +120,17 @@ async fn add_and_restart() {
     let (listen, peer) = (free_port(), free_port());
     let (listen, peer) = (format!("listen=127.0.0.1:{listen}"), format!("peer_listen=127.0.0.1:{peer}"));
     // Fixed ports: the restarted node must come back where the cluster knows it.
-    let second_config = || second_dirs.config_for("node-2", "join = true", &[listen.as_str(), peer.as_str()]);
+    // It takes a clone only from the cluster of this owner's CA.
+    let anchor_path = second_dirs.root.path().join("owner-ca.pem");
+    std::fs::write(&anchor_path, first.ca.cert_pem()).expect("anchor file");
+    let anchor_flag = format!("join_trust_anchor={}", anchor_path.display());
+    let second_config = || {
+        second_dirs.config_for(
+            "node-2",
+            "join = true",
+            &[listen.as_str(), peer.as_str(), anchor_flag.as_str()],
+        )
+    };
     let second = start(second_config()).await;
     assert_eq!(second.node().cluster_state(), coffer_hsm::ClusterState::Uninitialized);
 
@@ -136,6 +146,22 @@ async fn add_and_restart() {
     let wrong = first.admin_client.add_hsm(refused).await;
     assert!(matches!(&wrong, Err(s) if s.code() == Code::InvalidArgument), "{wrong:?}");
     assert_eq!(second.node().cluster_state(), coffer_hsm::ClusterState::Uninitialized);
+
+    // ---- A joining node that expects another owner's cluster refuses this one's clone, and
+    // still waits.
+    let foreign_dirs = Dirs::new();
+    let foreign_anchor = foreign_dirs.root.path().join("other-ca.pem");
+    let other_ca = DevCa::create(&Module::power_on(), "another-owner").expect("CA");
+    std::fs::write(&foreign_anchor, other_ca.cert_pem()).expect("anchor file");
+    let foreign_flag = format!("join_trust_anchor={}", foreign_anchor.display());
+    let foreign = start(foreign_dirs.config_for("node-x", "join = true", &[foreign_flag.as_str()])).await;
+    let refused = first.admin_client.add_hsm(add_request(&first.admin, &foreign)).await;
+    assert!(matches!(&refused, Err(s) if s.message().contains("join_trust_anchor")), "{refused:?}");
+    assert_eq!(foreign.node().cluster_state(), coffer_hsm::ClusterState::Uninitialized);
+    let mut pinned_foreign = connect_pinned(&foreign).await;
+    pinned_foreign.clone_offer(v1::CloneOfferRequest {}).await.expect("it still offers itself");
+    drop(pinned_foreign);
+    foreign.shutdown().await.expect("stop");
 
     // ---- AddHsm: clone, learner, voter.
     let member =

@@ -285,7 +285,9 @@ pub fn node_config_of(layout: &Layout, index: usize, ports: &NodePorts, fast_kdf
     table.insert("node_id".into(), node_id(index).into());
     table.insert("data_dir".into(), path(layout.data_dir_of(index)));
     if index > 0 {
+        // A joining node takes a clone only from the cluster of the local development CA.
         table.insert("join".into(), true.into());
+        table.insert("join_trust_anchor".into(), path(layout.ca_cert()));
     }
     table.insert("listen".into(), ports.listen.to_string().into());
     table.insert("metrics_listen".into(), ports.metrics.to_string().into());
@@ -693,6 +695,7 @@ mod tests {
             coffer_node::config::NodeConfig::from_sources("c.toml", &text, Vec::new(), &[] as &[&str])
                 .unwrap();
         assert!(config.join);
+        assert_eq!(config.join_trust_anchor, Some(layout.ca_cert()));
         assert_eq!(config.node_id, "node-2");
         assert_eq!(config.data_dir, layout.data_dir_of(1));
         assert!(
