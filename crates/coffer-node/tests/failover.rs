@@ -165,39 +165,64 @@ async fn all_keys_on(endpoint: &str, anchor: &Path, names: &[String]) {
 /// acknowledged writes.
 async fn create_keys(
     client: &Client,
-    prefix: &str,
+    prefix: &'static str,
     count: usize,
     after_kill: Option<Instant>,
 ) -> (Vec<String>, Duration) {
-    let mut names = Vec::new();
-    let mut session: Option<Session> = None;
+    let mut writer = Writer::new(client.clone(), prefix);
     let mut last = after_kill.unwrap_or_else(Instant::now);
     let mut longest = Duration::ZERO;
     let deadline = Instant::now() + BOUND;
-    let mut i = 0;
-    while names.len() < count {
+    while writer.acked.len() < count {
         assert!(Instant::now() < deadline, "could not create {count} keys within {BOUND:?}");
-        if session.is_none() {
-            session = login(client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.ok();
-            if session.is_none() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        if writer.write_one().await {
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
         }
-        let name = format!("{prefix}-{i}");
-        i += 1;
-        match new_key(session.as_ref().expect("session"), &name).await {
+    }
+    (writer.acked, longest)
+}
+
+/// A client creating keys `prefix-0`, `prefix-1`, … as alice, on a new session (another node)
+/// whenever the current one fails.
+struct Writer {
+    client: Client,
+    prefix: &'static str,
+    session: Option<Session>,
+    next: usize,
+    /// The keys whose creation was acknowledged.
+    acked: Vec<String>,
+}
+
+impl Writer {
+    fn new(client: Client, prefix: &'static str) -> Writer {
+        Writer { client, prefix, session: None, next: 0, acked: Vec::new() }
+    }
+
+    /// One attempt; true if a key was acknowledged.
+    async fn write_one(&mut self) -> bool {
+        let Some(session) = &self.session else {
+            self.session = login(&self.client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.ok();
+            if self.session.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return false;
+        };
+        let name = format!("{}-{}", self.prefix, self.next);
+        self.next += 1;
+        match new_key(session, &name).await {
             Ok(_) => {
-                longest = longest.max(last.elapsed());
-                last = Instant::now();
-                names.push(name);
+                self.acked.push(name);
+                true
             }
             // Its node is gone (or the write's fate is unknown): a new session elsewhere. A
             // write that failed is not acknowledged, so it is not counted either way.
-            Err(_) => session = None,
+            Err(_) => {
+                self.session = None;
+                false
+            }
         }
     }
-    (names, longest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -343,25 +368,11 @@ async fn kill_and_restart_cycles_under_load_end_with_identical_state_on_every_no
 
 /// Creates keys until `stop` is set; returns the acknowledged names.
 async fn write_until(client: Client, stop: Arc<AtomicBool>) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut session: Option<Session> = None;
-    let mut i = 0;
+    let mut writer = Writer::new(client, "load");
     while !stop.load(Ordering::SeqCst) {
-        if session.is_none() {
-            session = login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.ok();
-            if session.is_none() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        }
-        let name = format!("load-{i}");
-        i += 1;
-        match new_key(session.as_ref().expect("session"), &name).await {
-            Ok(_) => names.push(name),
-            Err(_) => session = None,
-        }
+        writer.write_one().await;
     }
-    names
+    writer.acked
 }
 
 /// The node's state digest and applied index.
