@@ -296,3 +296,79 @@ async fn a_joining_node_refuses_a_clone_that_is_not_for_it_and_changes_nothing()
     node.shutdown().await.expect("stop");
     founding.shutdown().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fourth_node_added_while_ten_thousand_keys_exist_catches_up_and_serves_them() {
+    tokio::time::timeout(Duration::from_secs(600), fourth_node())
+        .await
+        .expect("the scenario finished in time");
+}
+
+async fn fourth_node() {
+    const KEYS: usize = 10_000;
+    const WRITERS: usize = 4;
+    let first_dirs = Dirs::new();
+    let mut first = found(&first_dirs).await;
+    let mut joined = Vec::new();
+    for n in 2..=3 {
+        let dirs = Dirs::new();
+        let node = start(dirs.config_for(&format!("node-{n}"), "join = true", &[])).await;
+        first.admin_client.add_hsm(add_request(&first.admin, &node)).await.expect("add");
+        joined.push((dirs, node));
+    }
+
+    // 10,000 token keys through the three-node cluster, from a few sessions at once.
+    let addr = first.node.local_addr();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let anchor = first.ca.cert_pem().to_owned();
+        writers.push(tokio::spawn(async move {
+            let mut client = connect_anchored(addr, &anchor, None).await.expect("client");
+            let session = login(&mut client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+            let mut handles = Vec::new();
+            for i in (w..KEYS).step_by(WRITERS) {
+                handles.push(new_aes_key(&mut client, &session, &format!("bulk-{i}")).await);
+            }
+            handles
+        }));
+    }
+    let mut handles = Vec::new();
+    for writer in writers {
+        handles.extend(writer.await.expect("writer"));
+    }
+    assert_eq!(handles.len(), KEYS);
+    let mut alice_first = connect_anchored(addr, first.ca.cert_pem(), None).await.expect("c");
+    let alice_on_first = login(&mut alice_first, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    let sealed = encrypt(&mut alice_first, &alice_on_first, handles[0], b"the first key").await.expect("e");
+
+    // The fourth node joins, catches up (from a snapshot: the log was purged behind it) and
+    // serves every key.
+    let fourth_dirs = Dirs::new();
+    let fourth = start(fourth_dirs.config_for("node-4", "join = true", &[])).await;
+    let started = tokio::time::Instant::now();
+    first.admin_client.add_hsm(add_request(&first.admin, &fourth)).await.expect("add the fourth");
+    let fourth_addr = fourth.local_addr();
+    let anchor = first.ca.cert_pem().to_owned();
+    eventually("the fourth node holding every key", || {
+        let anchor = anchor.clone();
+        async move {
+            let Ok(mut client) = connect_anchored(fourth_addr, &anchor, None).await else { return false };
+            let info = client.get_cluster_info(v1::GetClusterInfoRequest {}).await.map(|r| r.into_inner());
+            info.is_ok_and(|i| i.token_objects == KEYS as u64)
+        }
+    })
+    .await;
+    println!("the fourth node served {KEYS} keys {:?} after AddHsm began", started.elapsed());
+    let mut alice_fourth = connect_anchored(fourth_addr, &anchor, None).await.expect("c");
+    let alice_on_fourth = login(&mut alice_fourth, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    assert_eq!(decrypt(&mut alice_fourth, &alice_on_fourth, handles[0], &sealed).await, b"the first key");
+    let last = handles[KEYS - 1];
+    assert!(encrypt(&mut alice_fourth, &alice_on_fourth, last, b"x").await.is_ok(), "the last key too");
+
+    drop((alice_first, alice_fourth));
+    fourth.shutdown().await.expect("stop");
+    for (_, node) in joined {
+        node.shutdown().await.expect("stop");
+    }
+    first.node.shutdown().await.expect("stop");
+}
