@@ -16,22 +16,26 @@
 //!   to the replication group as a learner (raft sends it the state, from a snapshot if the
 //!   log has been purged) and, once it has caught up, as a voter.
 //!
-//! Membership changes go through the raft leader; a node that does not lead refuses with
-//! the leader's address, and the caller asks there.
+//! Membership changes run on the raft leader: a node that does not lead clones the new node
+//! itself and hands the change to the leader over the peer port (`ChangeMembership`), so an
+//! admin may ask any node.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::raft::network::PeerError;
+use crate::raft::{MembershipChange, MembershipError, Raft};
 use coffer_audit::Opcode;
 use coffer_crypto::CryptoError;
 use coffer_hsm::{ClusterState, HsmError};
 use coffer_proto::v1;
-use openraft::{BasicNode, ChangeMembers};
 
 use crate::clone::{self, CloneBinding, CloneError, CloneOffer, CloneSecrets, WrappedClone};
 use crate::node::{Node, NodeError, node_presented};
 use crate::node_keys;
 
+/// How long a membership change may take, catch-up of a new node included.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the existing node waits for each call to the joining node.
 const JOINER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -177,7 +181,7 @@ impl Node {
     /// AddHsm: an admin's request to add the node at `address` (its client endpoint, whose
     /// bootstrap certificate has `fingerprint`). Clones the cluster's secrets to it, then
     /// adds it to the replication group: as a learner until it has caught up, then as a
-    /// voter. Runs on the raft leader.
+    /// voter, through the leader.
     pub async fn add_hsm(
         &self,
         session: u64,
@@ -189,7 +193,6 @@ impl Node {
         }
         let raft =
             self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?.clone();
-        self.require_leader(&raft)?;
         let mut joiner = connect_pinned(address, fingerprint)?;
         let offer = call(address, joiner.clone_offer(request(v1::CloneOfferRequest {}))).await?;
         let offer = CloneOffer {
@@ -219,25 +222,22 @@ impl Node {
             trust_anchor_pem,
         };
         call(address, joiner.clone_install(request(install))).await?;
-        let member = BasicNode { addr: offer.peer_addr.clone() };
-        raft.add_learner(offer.raft_id, member, true)
-            .await
-            .map_err(|e| NodeError::NoQuorum(format!("adding {} as a learner: {e}", offer.node_id)))?;
-        raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([offer.raft_id])), false)
-            .await
-            .map_err(|e| NodeError::NoQuorum(format!("making {} a voter: {e}", offer.node_id)))?;
+        let change = MembershipChange::Add { raft_id: offer.raft_id, peer_addr: offer.peer_addr.clone() };
+        self.run_membership_change(&raft, &change).await.map_err(|e| match e {
+            NodeError::NoQuorum(reason) => NodeError::NoQuorum(format!("adding {}: {reason}", offer.node_id)),
+            other => other,
+        })?;
         Ok(AddedHsm { node_id: offer.node_id, raft_id: offer.raft_id, peer_addr: offer.peer_addr })
     }
 
     /// DeleteHsm: an admin's request to remove the member `raft_id` from the replication
     /// group. The last voter cannot be removed. The removed node keeps its store, which is
     /// useless anywhere else without its seal secret; stop it and delete its data directory.
-    /// Runs on the raft leader.
+    /// Runs through the leader.
     pub async fn delete_hsm(&self, session: u64, raft_id: u64) -> Result<(), NodeError> {
         self.hsm().check_membership_change(session)?;
         let raft =
             self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?.clone();
-        self.require_leader(&raft)?;
         let members = self.members();
         let member = members.iter().find(|m| m.raft_id == raft_id).ok_or_else(|| {
             NodeError::Hsm(HsmError::ClusterState(format!(
@@ -249,14 +249,7 @@ impl Node {
                 "raft id {raft_id} is the cluster's last voting member; it cannot be removed"
             ))));
         }
-        let ids = BTreeSet::from([raft_id]);
-        let change =
-            if member.voter { ChangeMembers::RemoveVoters(ids) } else { ChangeMembers::RemoveNodes(ids) };
-        // `retain: false`: a removed voter leaves the group entirely, not as a learner.
-        raft.change_membership(change, false)
-            .await
-            .map_err(|e| NodeError::NoQuorum(format!("removing raft id {raft_id}: {e}")))?;
-        Ok(())
+        self.run_membership_change(&raft, &MembershipChange::Remove { raft_id }).await
     }
 
     /// The cluster's secrets wrapped to the offered node, with the cluster certificate and
@@ -314,20 +307,43 @@ impl Node {
         Err(NodeError::Hsm(HsmError::ClusterState(why)))
     }
 
-    fn require_leader(&self, raft: &crate::raft::Raft) -> Result<(), NodeError> {
-        let metrics = raft.metrics().borrow().clone();
-        if metrics.current_leader == Some(metrics.id) {
-            return Ok(());
+    /// Runs a membership change on the leader: here if this node leads, else handed to the
+    /// leader over the peer port; while there is no leader (an election), asks again.
+    async fn run_membership_change(&self, raft: &Raft, change: &MembershipChange) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + MEMBERSHIP_TIMEOUT;
+        loop {
+            let metrics = raft.metrics().borrow().clone();
+            let leader = metrics.current_leader;
+            let outcome = if leader == Some(metrics.id) {
+                match crate::raft::change_membership(raft, change).await {
+                    Err(MembershipError::NotLeader) => None,
+                    done => Some(done.map_err(|e| NodeError::NoQuorum(e.to_string()))),
+                }
+            } else if let Some(addr) = leader
+                .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
+            {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match self.peers().change_membership(&addr, change, left).await {
+                    Ok(done) => Some(done.map_err(NodeError::NoQuorum)),
+                    // The leader moved on, or cannot be reached: look again.
+                    Err(PeerError::Status { code: tonic::Code::FailedPrecondition, .. })
+                    | Err(PeerError::Unreachable { .. }) => None,
+                    Err(e) => Some(Err(NodeError::NoQuorum(e.to_string()))),
+                }
+            } else {
+                None
+            };
+            if let Some(done) = outcome {
+                return done;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NodeError::NoQuorum(format!(
+                    "no leader took the membership change within {} s",
+                    MEMBERSHIP_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let leader = metrics
-            .current_leader
-            .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
-        Err(NodeError::Hsm(HsmError::ClusterState(match leader {
-            Some(addr) => format!(
-                "membership changes run on the leader; this node is not it (the leader's peer address is {addr})"
-            ),
-            None => "membership changes run on the leader, and there is none now".to_owned(),
-        })))
     }
 
     /// Audits a cloning step with its result.

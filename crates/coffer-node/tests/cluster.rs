@@ -342,11 +342,18 @@ async fn fourth_node() {
     let sealed = encrypt(&mut alice_first, &alice_on_first, handles[0], b"the first key").await.expect("e");
 
     // The fourth node joins, catches up (from a snapshot: the log was purged behind it) and
-    // serves every key.
+    // serves every key. The admin asks node-2, a follower: it clones, and hands the
+    // membership change to the leader.
     let fourth_dirs = Dirs::new();
     let fourth = start(fourth_dirs.config_for("node-4", "join = true", &[])).await;
+    let mut via_follower =
+        connect_anchored(joined[0].1.local_addr(), first.ca.cert_pem(), None).await.expect("c");
+    let admin_on_second = login(&mut via_follower, "admin", v1::Role::Admin, ADMIN_PASSWORD).await;
     let started = tokio::time::Instant::now();
-    first.admin_client.add_hsm(add_request(&first.admin, &fourth)).await.expect("add the fourth");
+    via_follower
+        .add_hsm(add_request(&admin_on_second, &fourth))
+        .await
+        .expect("add the fourth through a follower");
     let fourth_addr = fourth.local_addr();
     let anchor = first.ca.cert_pem().to_owned();
     eventually("the fourth node holding every key", || {
@@ -365,7 +372,18 @@ async fn fourth_node() {
     let last = handles[KEYS - 1];
     assert!(encrypt(&mut alice_fourth, &alice_on_fourth, last, b"x").await.is_ok(), "the last key too");
 
-    drop((alice_first, alice_fourth));
+    let info =
+        first.admin_client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("info").into_inner();
+    assert_eq!(info.hsms.iter().filter(|m| m.voter).count(), 4, "{info:?}");
+    // A follower removes a member the same way.
+    let fourth_id = fourth.node().keys().raft_id;
+    let delete = v1::DeleteHsmRequest { session: admin_on_second.clone(), raft_id: fourth_id };
+    via_follower.delete_hsm(delete).await.expect("delete through a follower");
+    let info =
+        first.admin_client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("info").into_inner();
+    assert!(info.hsms.iter().all(|m| m.raft_id != fourth_id), "{info:?}");
+
+    drop((alice_first, alice_fourth, via_follower));
     fourth.shutdown().await.expect("stop");
     for (_, node) in joined {
         node.shutdown().await.expect("stop");

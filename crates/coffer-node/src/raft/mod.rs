@@ -34,6 +34,64 @@ use std::io::Cursor;
 use coffer_hsm::Command;
 use serde::{Deserialize, Serialize};
 
+/// A change to the replication group. It runs on the leader: a node that does not lead hands
+/// it over with the peer RPC `ChangeMembership`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add a node cloned into the cluster: as a learner until it has caught up, then a voter.
+    Add { raft_id: NodeId, peer_addr: String },
+    /// Remove a member (voter or learner) from the group entirely.
+    Remove { raft_id: NodeId },
+}
+
+/// Why a membership change did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// This node does not lead; ask the leader.
+    #[error("this node does not lead the cluster")]
+    NotLeader,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs `change` on this node's raft, which must lead.
+pub async fn change_membership(raft: &Raft, change: &MembershipChange) -> Result<(), MembershipError> {
+    use openraft::error::{ClientWriteError, RaftError};
+    let not_leader = |e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>| {
+        matches!(e, RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
+    };
+    let failed = |what: &str, e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>| {
+        if not_leader(&e) {
+            MembershipError::NotLeader
+        } else {
+            MembershipError::Failed(format!("{what}: {e}"))
+        }
+    };
+    match change {
+        MembershipChange::Add { raft_id, peer_addr } => {
+            let node = openraft::BasicNode { addr: peer_addr.clone() };
+            raft.add_learner(*raft_id, node, true).await.map_err(|e| failed("adding a learner", e))?;
+            let voters = std::collections::BTreeSet::from([*raft_id]);
+            raft.change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
+                .await
+                .map_err(|e| failed("making it a voter", e))?;
+        }
+        MembershipChange::Remove { raft_id } => {
+            let ids = std::collections::BTreeSet::from([*raft_id]);
+            let voter =
+                raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == *raft_id);
+            let change = if voter {
+                openraft::ChangeMembers::RemoveVoters(ids)
+            } else {
+                openraft::ChangeMembers::RemoveNodes(ids)
+            };
+            // `retain: false`: a removed voter leaves the group entirely, not as a learner.
+            raft.change_membership(change, false).await.map_err(|e| failed("removing it", e))?;
+        }
+    }
+    Ok(())
+}
+
 /// One entry of the replication log: a command and the raft id of the node that proposed it
 /// (which alone binds the session of a login and answers the client).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{NodeId, Proposal, TypeConfig, decode, encode};
+use super::{MembershipChange, NodeId, Proposal, TypeConfig, decode, encode};
 use crate::tls::PeerTls;
 
 /// How long connecting to a peer may take.
@@ -120,6 +120,21 @@ impl Peers {
         request.set_timeout(timeout);
         let reply = client.propose(request).await.map_err(|s| status(addr, &s))?;
         Ok(reply.into_inner().index)
+    }
+
+    /// Hands a membership change to the leader at `addr`; `Ok(Err(reason))` if it refused.
+    pub async fn change_membership(
+        &self,
+        addr: &str,
+        change: &MembershipChange,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, PeerError> {
+        let mut client = self.client(addr)?;
+        let payload = encode(change).map_err(|e| codec(addr, e))?;
+        let mut request = tonic::Request::new(RaftMessage { payload });
+        request.set_timeout(timeout);
+        let reply = client.change_membership(request).await.map_err(|s| status(addr, &s))?;
+        decode(&reply.into_inner().payload).map_err(|e| codec(addr, e))
     }
 
     async fn raft_call<Req, Resp, E>(

@@ -24,7 +24,7 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Request, Response, Status};
 
 use super::network::Peers;
-use super::{Proposal, Raft, decode, encode};
+use super::{MembershipChange, MembershipError, Proposal, Raft, decode, encode};
 
 /// How long a peer has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,6 +86,16 @@ impl Peer for PeerService {
                 Err(Status::failed_precondition("this node is not the leader"))
             }
             Err(e) => Err(Status::unavailable(format!("the write was not committed: {e}"))),
+        }
+    }
+
+    async fn change_membership(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let change: MembershipChange = request(req)?;
+        match super::change_membership(&self.raft, &change).await {
+            Err(MembershipError::NotLeader) => {
+                Err(Status::failed_precondition("this node is not the leader"))
+            }
+            result => reply(&result.map_err(|e| e.to_string())),
         }
     }
 }
