@@ -112,8 +112,8 @@ impl Cluster {
 }
 
 fn admin_session(client: &blocking::Client) -> Result<blocking::Session> {
-    // Membership changes run on the leader; the first node founded the cluster and leads it
-    // in this quiet run.
+    // Any member takes a membership change (a follower hands it to the leader); the first
+    // node is always a member here.
     let first = client.for_endpoint(&client.endpoints()[0])?;
     let session = first.open_session()?;
     session.login_as("admin", v1::Role::Admin, ADMIN_PASSWORD).context("admin login")?;

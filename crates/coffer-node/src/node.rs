@@ -415,13 +415,10 @@ impl Node {
                 let mut hsm = self.hsm_mut();
                 self.with_journal(|journal| hsm.apply_local(change, journal))
             }
-            Prepared::Here(command) => {
+            // Applied here alone, as `Hsm::submit` applies it.
+            here @ Prepared::Here(_) => {
                 let mut hsm = self.hsm_mut();
-                self.with_journal(|journal| {
-                    let outcome = hsm.apply(&command, journal)?;
-                    hsm.finish(&outcome)?;
-                    Ok(outcome)
-                })
+                self.with_journal(|journal| hsm.submit(here, journal))
             }
             Prepared::Command(command) => self.replicate(command).and_then(|outcome| {
                 self.hsm_mut().finish(&outcome)?;

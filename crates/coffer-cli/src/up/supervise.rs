@@ -3,7 +3,7 @@
 //!
 //! A node whose process has exited is *down*. Once it has been down for `--replace-after`
 //! seconds (in a cluster of three or more, which keeps its quorum without it), the supervisor
-//! starts a replacement under a new node id, has the leader add it (it is cloned and catches
+//! starts a replacement under a new node id, adds it (it is cloned and catches
 //! up), removes the dead member with DeleteHsm, and rewrites `client.toml` and `members`. The
 //! dead node's directory is left as it was; its data is useless elsewhere without its seal key.
 
@@ -23,8 +23,6 @@ use crate::commands::Context;
 use crate::error::{CliError, Result};
 use crate::password;
 
-/// How long the supervisor looks for the leader (an election may be under way).
-const LEADER_WAIT: Duration = Duration::from_secs(15);
 /// How often the supervisor looks at the nodes.
 const TICK: Duration = Duration::from_millis(500);
 /// The fewest nodes with which one may be replaced: the others must keep a quorum.
@@ -170,7 +168,7 @@ impl<'a> Up<'a> {
             }
             return Err(e);
         }
-        let mut ctx = self.admin_on_leader(summary).await?;
+        let mut ctx = self.admin_session(summary).await?;
         let removed = ctx
             .session()
             .await?
@@ -199,9 +197,9 @@ impl<'a> Up<'a> {
         Ok(())
     }
 
-    /// Adds the node at `endpoint` (bootstrap certificate `fingerprint`) through the leader.
+    /// Adds the node at `endpoint` (bootstrap certificate `fingerprint`) to the cluster.
     async fn add(&self, summary: &Summary, endpoint: &str, fingerprint: &str) -> Result<()> {
-        let mut ctx = self.admin_on_leader(summary).await?;
+        let mut ctx = self.admin_session(summary).await?;
         let request = AddHsmRequest {
             session: Vec::new(),
             address: endpoint.to_owned(),
@@ -213,47 +211,19 @@ impl<'a> Up<'a> {
         Ok(())
     }
 
-    /// A session logged in as the admin on the leader (membership changes run there).
-    async fn admin_on_leader(&self, summary: &Summary) -> Result<Context> {
+    /// A session logged in as the admin on a member (any node hands a membership change to
+    /// the leader). `summary.endpoints` are the members: a dead one is passed over.
+    async fn admin_session(&self, summary: &Summary) -> Result<Context> {
         let password_file = summary.admin_password.as_ref().ok_or_else(|| {
             CliError::Up(
                 "changing the cluster's members needs the admin password: pass --admin-password-file".into(),
             )
         })?;
         let password = password::from_file(password_file)?;
-        let leader = self.leader().await?;
-        let client = Client::connect(&anchored_config(&self.layout, &[leader])).await?;
+        let client = Client::connect(&anchored_config(&self.layout, &summary.endpoints)).await?;
         let mut ctx = Context::with_client(client);
         ctx.login("admin", Role::Admin, Zeroizing::new(password.as_bytes().to_vec())).await?;
         Ok(ctx)
-    }
-
-    /// The endpoint of the node that leads now, asking the running nodes.
-    async fn leader(&self) -> Result<String> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            for node in self.nodes.iter().filter(|n| n.down_since.is_none()) {
-                let Ok(client) =
-                    Client::connect(&anchored_config(&self.layout, std::slice::from_ref(&node.endpoint)))
-                        .await
-                else {
-                    continue;
-                };
-                if let Ok(info) = client.cluster_info().await
-                    && info.raft_id != 0
-                    && info.leader_raft_id == info.raft_id
-                {
-                    return Ok(node.endpoint.clone());
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(CliError::Up(format!(
-                    "no node leads the cluster after {}s",
-                    LEADER_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 }
 
