@@ -37,7 +37,7 @@ use coffer_crypto::{
 use coffer_store::DomainKey;
 use zeroize::Zeroizing;
 
-use crate::attribute::{AttributeType, Template};
+use crate::attribute::{AttributeType, AttributeValue, Template};
 use crate::command::{Actor, Command, CreateKind, LoginCheck};
 use crate::error::{HsmError, Result};
 use crate::journal::Journal;
@@ -724,6 +724,10 @@ impl Hsm {
         let mut attrs = source.object().attrs().clone();
         for change in &changes {
             attrs.set(change.ty, change.value.clone());
+        }
+        if attrs.flag(AttributeType::Trusted) {
+            // An admin trusts one object; its copy is a new object the admin has not vouched for.
+            attrs.set(AttributeType::Trusted, AttributeValue::Bool(false));
         }
         let token = attrs.flag(AttributeType::Token);
         let object = Object::new(self.new_handle(session, token, &[])?, actor.user.clone(), attrs)?;

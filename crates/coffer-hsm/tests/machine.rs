@@ -461,6 +461,27 @@ fn an_owner_copies_keys_between_session_and_token_with_the_same_material() {
 }
 
 #[test]
+fn a_copy_of_a_trusted_key_is_not_trusted_in_session_or_on_the_token() {
+    let (mut node, admin, alice, _bob, _carol) = three_users();
+    let key = node.aes_key(alice, "kek");
+    let trusted = Template::new().with(Attribute::bool(AttributeType::Trusted, true));
+    let p = node.hsm.prepare_set_attributes(admin, key, &trusted);
+    node.run(p).expect("the admin trusts the key");
+    let is_trusted = |node: &Node, h: ObjectHandle| {
+        node.hsm.get_attributes(alice, h, &[AttributeType::Trusted]).expect("read")
+    };
+    assert_eq!(is_trusted(&node, key), [AttrRead::Value(AttributeValue::Bool(true))]);
+    for token in [false, true] {
+        let p = node.hsm.prepare_copy(alice, key, &copy_changes("copy", token));
+        let Ok(Outcome::ObjectsCreated { handles }) = node.run(p) else { panic!("copy, token {token}") };
+        assert_eq!(is_trusted(&node, handles[0]), [AttrRead::Value(AttributeValue::Bool(false))]);
+    }
+    // Nor may the owner ask for trust in the copy's template.
+    assert_err(node.hsm.prepare_copy(alice, key, &trusted), |e| matches!(e, HsmError::AttributeReadOnly(_)));
+    assert_eq!(is_trusted(&node, key), [AttrRead::Value(AttributeValue::Bool(true))]);
+}
+
+#[test]
 fn a_copy_is_refused_when_the_rules_forbid_it_and_changes_nothing() {
     let (mut node, _admin, alice, bob, _carol) = three_users();
     let key = node.aes_key(alice, "k");
