@@ -65,6 +65,8 @@ pub struct CloneOffer {
     pub identity_spki: Vec<u8>,
     /// The address of its peer port, as other nodes reach it.
     pub peer_addr: String,
+    /// The address of its client port, as clients reach it.
+    pub client_addr: String,
 }
 
 /// What a wrapped clone is bound to: the recipient's key and the member it becomes.

@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::raft::network::PeerError;
-use crate::raft::{MembershipChange, MembershipError, Raft};
+use crate::raft::{Endpoints, MembershipChange, MembershipError, Raft};
 use coffer_audit::Opcode;
 use coffer_crypto::CryptoError;
 use coffer_hsm::{ClusterState, HsmError};
@@ -57,14 +57,14 @@ impl From<CloneError> for NodeError {
 pub struct AddedHsm {
     pub node_id: String,
     pub raft_id: u64,
-    pub peer_addr: String,
+    pub endpoints: Endpoints,
 }
 
 /// One member of the replication group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub raft_id: u64,
-    pub peer_addr: String,
+    pub endpoints: Endpoints,
     /// False for a learner.
     pub voter: bool,
     /// How long this node has failed to reach it (see [`Peers::unreachable_for`]).
@@ -87,9 +87,9 @@ impl Node {
             .nodes()
             .map(|(id, node)| Member {
                 raft_id: *id,
-                peer_addr: node.addr.clone(),
+                endpoints: node.clone(),
                 voter: voters.contains(id),
-                unreachable_for: self.peers().unreachable_for(&node.addr),
+                unreachable_for: self.peers().unreachable_for(&node.peer_addr),
             })
             .collect()
     }
@@ -111,6 +111,7 @@ impl Node {
             raft_id: keys.raft_id,
             identity_spki: keys.identity.public_key().spki_der().to_vec(),
             peer_addr: self.peer_addr().to_owned(),
+            client_addr: self.client_addr().to_owned(),
         })
     }
 
@@ -200,6 +201,12 @@ impl Node {
             raft_id: offer.raft_id,
             identity_spki: offer.identity_public_key,
             peer_addr: offer.peer_address,
+            // A node that offers no client address is reached where the admin reached it.
+            client_addr: if offer.client_address.is_empty() {
+                address.to_owned()
+            } else {
+                offer.client_address
+            },
         };
         let members = raft.metrics().borrow().membership_config.membership().clone();
         if members.get_node(&offer.raft_id).is_some() || offer.raft_id == 0 {
@@ -222,12 +229,13 @@ impl Node {
             trust_anchor_pem,
         };
         call(address, joiner.clone_install(request(install))).await?;
-        let change = MembershipChange::Add { raft_id: offer.raft_id, peer_addr: offer.peer_addr.clone() };
+        let endpoints = Endpoints { peer_addr: offer.peer_addr, client_addr: offer.client_addr };
+        let change = MembershipChange::Add { raft_id: offer.raft_id, endpoints: endpoints.clone() };
         self.run_membership_change(&raft, &change).await.map_err(|e| match e {
             NodeError::NoQuorum(reason) => NodeError::NoQuorum(format!("adding {}: {reason}", offer.node_id)),
             other => other,
         })?;
-        Ok(AddedHsm { node_id: offer.node_id, raft_id: offer.raft_id, peer_addr: offer.peer_addr })
+        Ok(AddedHsm { node_id: offer.node_id, raft_id: offer.raft_id, endpoints })
     }
 
     /// DeleteHsm: an admin's request to remove the member `raft_id` from the replication
@@ -319,9 +327,9 @@ impl Node {
                     Err(MembershipError::NotLeader) => None,
                     done => Some(done.map_err(|e| NodeError::NoQuorum(e.to_string()))),
                 }
-            } else if let Some(addr) = leader
-                .and_then(|id| metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
-            {
+            } else if let Some(addr) = leader.and_then(|id| {
+                metrics.membership_config.membership().get_node(&id).map(|n| n.peer_addr.clone())
+            }) {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match self.peers().change_membership(&addr, change, left).await {
                     Ok(done) => Some(done.map_err(NodeError::NoQuorum)),

@@ -128,8 +128,9 @@ pub struct Node {
     keys: RwLock<Arc<NodeKeys>>,
     /// What seals the domain key: kept to seal the cluster's when the node is cloned.
     seal: Box<dyn SealProvider + Send + Sync>,
-    /// The peer port's address as other nodes reach it, set when the node starts serving.
-    peer_addr: OnceLock<String>,
+    /// The peer and client ports' addresses as others reach them, set when the node starts
+    /// serving.
+    endpoints: OnceLock<crate::raft::Endpoints>,
     anchors: Arc<ClientTrustAnchors>,
     presented: RwLock<Presented>,
     bootstrap_fingerprint: String,
@@ -211,7 +212,7 @@ impl Node {
             tokens: Mutex::default(),
             keys: RwLock::new(Arc::new(keys)),
             seal,
-            peer_addr: OnceLock::new(),
+            endpoints: OnceLock::new(),
             anchors,
             presented: RwLock::new(presented),
             bootstrap_fingerprint,
@@ -275,12 +276,17 @@ impl Node {
 
     /// The peer port's address as other nodes reach it (empty before the node serves).
     pub fn peer_addr(&self) -> &str {
-        self.peer_addr.get().map_or("", String::as_str)
+        self.endpoints.get().map_or("", |e| e.peer_addr.as_str())
     }
 
-    /// Records the peer port's advertised address (once, when the node starts serving).
-    pub(crate) fn set_peer_addr(&self, addr: String) {
-        let _ = self.peer_addr.set(addr);
+    /// The client port's address as clients reach it (empty before the node serves).
+    pub fn client_addr(&self) -> &str {
+        self.endpoints.get().map_or("", |e| e.client_addr.as_str())
+    }
+
+    /// Records the advertised addresses (once, when the node starts serving).
+    pub(crate) fn set_endpoints(&self, endpoints: crate::raft::Endpoints) {
+        let _ = self.endpoints.set(endpoints);
     }
 
     /// Takes the keys of a cloned node, and presents its node certificate from the next
@@ -476,7 +482,7 @@ impl Node {
                 Err(e) => return Err(NodeError::NoQuorum(format!("the write cannot be replicated: {e}"))),
             };
             if let Some(leader) = leader {
-                match self.peers.propose(&leader.addr, proposal, WRITE_TIMEOUT).await {
+                match self.peers.propose(&leader.peer_addr, proposal, WRITE_TIMEOUT).await {
                     Ok(index) => return Ok(index),
                     // The leader moved on, or cannot be reached: look again after a pause.
                     Err(PeerError::Status { code: tonic::Code::FailedPrecondition, .. })

@@ -102,7 +102,11 @@ impl Node {
                 .map_err(|e| StartError::new("start-up", e))??
         };
         let node = Arc::new(node);
-        let raft = start_raft(&node, peer_addr).await?;
+        let endpoints = crate::raft::Endpoints {
+            peer_addr: advertised(peer_addr).to_string(),
+            client_addr: advertised(local_addr).to_string(),
+        };
+        let raft = start_raft(&node, endpoints).await?;
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(crate::raft::peer::serve(
@@ -121,8 +125,11 @@ impl Node {
 
 /// Starts the node's raft over its log store and replica. A node that has never been in a
 /// cluster and is not told to wait for one (`join`) founds a one-node cluster of its own,
-/// advertising its peer address; more nodes join it later.
-async fn start_raft(node: &Arc<Node>, peer_addr: SocketAddr) -> Result<crate::raft::Raft, StartError> {
+/// advertising its addresses; more nodes join it later.
+async fn start_raft(
+    node: &Arc<Node>,
+    endpoints: crate::raft::Endpoints,
+) -> Result<crate::raft::Raft, StartError> {
     use crate::raft::network::PeerNetwork;
     use crate::raft::state_machine::StateMachine;
     let config = crate::raft::config(SNAPSHOT_EVERY).map_err(|e| StartError::new("raft configuration", e))?;
@@ -130,14 +137,13 @@ async fn start_raft(node: &Arc<Node>, peer_addr: SocketAddr) -> Result<crate::ra
     let pristine = log.is_pristine().map_err(|e| StartError::new("raft log", e))?;
     let network = PeerNetwork::new(node.peers().clone());
     let machine = StateMachine::new(node.replica().clone(), log.clone());
-    node.set_peer_addr(advertised(peer_addr).to_string());
+    node.set_endpoints(endpoints.clone());
     let raft_id = node.keys().raft_id;
     let raft = crate::raft::Raft::new(raft_id, Arc::new(config), network, log, machine)
         .await
         .map_err(|e| StartError::new("raft", e))?;
     if pristine && !node.config().join {
-        let me = openraft::BasicNode { addr: advertised(peer_addr).to_string() };
-        raft.initialize(std::collections::BTreeMap::from([(raft_id, me)]))
+        raft.initialize(std::collections::BTreeMap::from([(raft_id, endpoints)]))
             .await
             .map_err(|e| StartError::new("founding the cluster", e))?;
     }

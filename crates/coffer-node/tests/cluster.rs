@@ -267,6 +267,7 @@ async fn a_joining_node_refuses_a_clone_that_is_not_for_it_and_changes_nothing()
     let offer = client.clone_offer(v1::CloneOfferRequest {}).await.expect("offer").into_inner();
     assert_eq!((offer.node_id.as_str(), offer.raft_id), ("node-9", node.node().keys().raft_id));
     assert!(!offer.identity_public_key.is_empty() && !offer.peer_address.is_empty());
+    assert_eq!(offer.client_address, node.local_addr().to_string(), "where clients reach it");
 
     let garbage = v1::CloneInstallRequest {
         ephemeral_point: vec![4; 65],
@@ -375,6 +376,10 @@ async fn fourth_node() {
     let info =
         first.admin_client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("info").into_inner();
     assert_eq!(info.hsms.iter().filter(|m| m.voter).count(), 4, "{info:?}");
+    // Every member is listed with the client endpoint the SDK adds to its nodes.
+    let fourth_listed = info.hsms.iter().find(|m| m.raft_id == fourth.node().keys().raft_id);
+    assert_eq!(fourth_listed.map(|m| m.client_address.clone()), Some(fourth_addr.to_string()), "{info:?}");
+    assert!(info.hsms.iter().all(|m| m.client_address.starts_with("127.0.0.1:")), "{info:?}");
     // A follower removes a member the same way.
     let fourth_id = fourth.node().keys().raft_id;
     let delete = v1::DeleteHsmRequest { session: admin_on_second.clone(), raft_id: fourth_id };

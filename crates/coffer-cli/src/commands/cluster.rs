@@ -62,7 +62,12 @@ pub async fn run(ctx: &mut Context, command: &ClusterCommand) -> Result<Value> {
             let member = ctx.session().await?.add_hsm(request).await?;
             Ok(json!({
                 "message": format!("{} joined the cluster", member.node_id),
-                "hsm": { "node_id": member.node_id, "raft_id": member.raft_id, "peer_address": member.peer_address },
+                "hsm": {
+                    "node_id": member.node_id,
+                    "raft_id": member.raft_id,
+                    "client_address": member.client_address,
+                    "peer_address": member.peer_address,
+                },
             }))
         }
     }
@@ -145,8 +150,10 @@ pub fn info_json(info: &ClusterInfo) -> Value {
         "leader_raft_id": info.leader_raft_id,
         "hsms": info.hsms.iter().map(|m| json!({
             "raft_id": m.raft_id,
+            "client_address": m.client_address,
             "peer_address": m.peer_address,
             "voter": m.voter,
+            "unreachable_ms": m.unreachable_ms,
         })).collect::<Vec<_>>(),
     })
 }

@@ -39,9 +39,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
     /// Add a node cloned into the cluster: as a learner until it has caught up, then a voter.
-    Add { raft_id: NodeId, peer_addr: String },
+    Add { raft_id: NodeId, endpoints: Endpoints },
     /// Remove a member (voter or learner) from the group entirely.
     Remove { raft_id: NodeId },
+}
+
+/// Where a member is reached: the raft node data of each member, so that every node (and
+/// through `GetClusterInfo` every client) knows the others' addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// The peer port, for replication.
+    pub peer_addr: String,
+    /// The client port (gRPC), which the SDK adds to the nodes it spreads sessions over.
+    pub client_addr: String,
+}
+
+impl std::fmt::Display for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer {}, client {}", self.peer_addr, self.client_addr)
+    }
 }
 
 /// Why a membership change did not run.
@@ -57,10 +73,10 @@ pub enum MembershipError {
 /// Runs `change` on this node's raft, which must lead.
 pub async fn change_membership(raft: &Raft, change: &MembershipChange) -> Result<(), MembershipError> {
     use openraft::error::{ClientWriteError, RaftError};
-    let not_leader = |e: &RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>| {
+    let not_leader = |e: &RaftError<NodeId, ClientWriteError<NodeId, Endpoints>>| {
         matches!(e, RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
     };
-    let failed = |what: &str, e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>| {
+    let failed = |what: &str, e: RaftError<NodeId, ClientWriteError<NodeId, Endpoints>>| {
         if not_leader(&e) {
             MembershipError::NotLeader
         } else {
@@ -68,9 +84,10 @@ pub async fn change_membership(raft: &Raft, change: &MembershipChange) -> Result
         }
     };
     match change {
-        MembershipChange::Add { raft_id, peer_addr } => {
-            let node = openraft::BasicNode { addr: peer_addr.clone() };
-            raft.add_learner(*raft_id, node, true).await.map_err(|e| failed("adding a learner", e))?;
+        MembershipChange::Add { raft_id, endpoints } => {
+            raft.add_learner(*raft_id, endpoints.clone(), true)
+                .await
+                .map_err(|e| failed("adding a learner", e))?;
             let voters = std::collections::BTreeSet::from([*raft_id]);
             raft.change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
                 .await
@@ -113,7 +130,7 @@ openraft::declare_raft_types!(
         D = Proposal,
         R = (),
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = Endpoints,
         SnapshotData = Cursor<Vec<u8>>,
 );
 
@@ -148,9 +165,9 @@ pub type LogId = openraft::LogId<NodeId>;
 /// A storage error as openraft takes it.
 pub type StorageError = openraft::StorageError<NodeId>;
 /// The membership as the state machine stores it.
-pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Endpoints>;
 /// What a snapshot says of itself: the last log id and membership it holds.
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Endpoints>;
 
 /// Encodes a value the way the log, the snapshots and the peer protocol carry it.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {

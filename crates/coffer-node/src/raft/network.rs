@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use coffer_proto::peer::peer_client::PeerClient;
 use coffer_proto::peer::{ProposeRequest, RaftMessage};
+use openraft::AnyError;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, BasicNode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{MembershipChange, NodeId, Proposal, TypeConfig, decode, encode};
+use super::{Endpoints, MembershipChange, NodeId, Proposal, TypeConfig, decode, encode};
 use crate::tls::PeerTls;
 
 /// How long connecting to a peer may take.
@@ -240,8 +240,8 @@ pub struct PeerConnection {
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
-        PeerConnection { target, addr: node.addr.clone(), peers: self.peers.clone() }
+    async fn new_client(&mut self, target: NodeId, node: &Endpoints) -> PeerConnection {
+        PeerConnection { target, addr: node.peer_addr.clone(), peers: self.peers.clone() }
     }
 }
 
@@ -251,7 +251,7 @@ impl PeerConnection {
         which: RaftRpc,
         req: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<NodeId, Endpoints, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -277,7 +277,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Endpoints, RaftError<NodeId>>> {
         self.call(RaftRpc::AppendEntries, &rpc, &option).await
     }
 
@@ -287,7 +287,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+        RPCError<NodeId, Endpoints, RaftError<NodeId, InstallSnapshotError>>,
     > {
         self.call(RaftRpc::InstallSnapshot, &rpc, &option).await
     }
@@ -296,7 +296,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Endpoints, RaftError<NodeId>>> {
         self.call(RaftRpc::Vote, &rpc, &option).await
     }
 }

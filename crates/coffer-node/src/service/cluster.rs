@@ -58,7 +58,8 @@ fn cluster_info(node: &Node) -> v1::ClusterInfo {
             .map(|m| v1::HsmMember {
                 node_id: String::new(),
                 raft_id: m.raft_id,
-                peer_address: m.peer_addr,
+                peer_address: m.endpoints.peer_addr,
+                client_address: m.endpoints.client_addr,
                 voter: m.voter,
                 unreachable_ms: m
                     .unreachable_for

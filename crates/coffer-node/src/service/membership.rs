@@ -17,9 +17,10 @@ pub(super) async fn add_hsm(
     Ok(v1::HsmMember {
         node_id: added.node_id,
         raft_id: added.raft_id,
-        peer_address: added.peer_addr,
+        peer_address: added.endpoints.peer_addr,
         voter: true,
         unreachable_ms: 0,
+        client_address: added.endpoints.client_addr,
     })
 }
 
@@ -58,6 +59,7 @@ pub(super) async fn clone_offer(
             raft_id: offer.raft_id,
             identity_public_key: offer.identity_spki,
             peer_address: offer.peer_addr,
+            client_address: offer.client_addr,
         })
     })
     .await
