@@ -1,9 +1,9 @@
 //! [`Client`]: the nodes of a cluster, the choice of node per call, timeouts and retries.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use coffer_proto::HsmClient;
 use coffer_proto::v1;
@@ -30,6 +30,11 @@ pub(crate) enum Retry {
 /// First pause before trying a node again; doubled each time, capped at [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
+
+/// How long a discovered node list is used before new sessions look it up again.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// The most a look-up adds to opening a session; a slow one is given up, not waited for.
+const REFRESH_BUDGET: Duration = Duration::from_secs(2);
 
 fn backoff(round: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(1 << round.min(8)).min(MAX_BACKOFF)
@@ -58,16 +63,31 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    nodes: Vec<Arc<Node>>,
+    /// The configured nodes, in order, then the ones the cluster listed.
+    nodes: RwLock<Vec<Arc<Node>>>,
+    /// How many of `nodes` come from the configuration (those are always kept).
+    configured: usize,
+    /// Set when the client also uses the nodes the cluster lists.
+    discovery: Option<Discovery>,
     /// Round-robin cursor for new sessions.
     next: AtomicUsize,
     request_timeout: Duration,
     retries: u32,
 }
 
+/// What the client needs to add the nodes the cluster lists.
+#[derive(Debug)]
+struct Discovery {
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+    /// When the list was last looked up (set as a look-up starts, so that one runs at a time).
+    looked_up: Mutex<Option<Instant>>,
+}
+
 impl Client {
     /// Checks the configuration, loads its certificates and connects to the first node that
-    /// answers (in the configured order). Other nodes are connected when first used.
+    /// answers (in the configured order). Other nodes are connected when first used. With
+    /// `discover`, the nodes the cluster lists are added (see [`refresh_nodes`](Self::refresh_nodes)).
     pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
         let client = Client::new(config)?;
         client
@@ -78,6 +98,7 @@ impl Client {
                 |node| async move { node.channel().await.map(|_| ()) },
             )
             .await?;
+        client.refresh_if_due().await;
         Ok(client)
     }
 
@@ -88,17 +109,19 @@ impl Client {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let mut nodes = Vec::with_capacity(config.endpoints.len());
         for endpoint in &config.endpoints {
-            let (host, port) = parse_endpoint(endpoint).map_err(|reason| ClientError::Config {
-                path: Default::default(),
-                key: "endpoints".into(),
-                reason,
-            })?;
-            let connector = NodeConnector::new(&host, port, tls.clone())?;
-            nodes.push(Node::new(endpoint.clone(), connector, connect_timeout));
+            nodes.push(new_node(endpoint, &tls, connect_timeout)?);
         }
+        // A fingerprint vouches for one certificate only: other nodes could not be verified.
+        let discovery = (config.discover && config.trust_anchor.is_some()).then(|| Discovery {
+            tls,
+            connect_timeout,
+            looked_up: Mutex::new(None),
+        });
         Ok(Client {
             inner: Arc::new(Inner {
-                nodes,
+                configured: nodes.len(),
+                nodes: RwLock::new(nodes),
+                discovery,
                 next: AtomicUsize::new(0),
                 request_timeout: Duration::from_millis(config.request_timeout_ms),
                 retries: config.retries,
@@ -106,25 +129,80 @@ impl Client {
         })
     }
 
-    /// The configured endpoints, in order.
+    /// The endpoints in use: the configured ones, in order, then those the cluster listed.
     pub fn endpoints(&self) -> Vec<String> {
-        self.inner.nodes.iter().map(|n| n.endpoint().to_owned()).collect()
+        self.nodes().iter().map(|n| n.endpoint().to_owned()).collect()
+    }
+
+    /// The nodes in use, as they are now.
+    fn nodes(&self) -> Vec<Arc<Node>> {
+        self.inner.nodes.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A client that talks to one of this client's endpoints only, sharing its connection
     /// (for per-node operations such as reading each node's info or initialising a node).
     pub fn for_endpoint(&self, endpoint: &str) -> Result<Client, ClientError> {
-        let node = self.inner.nodes.iter().find(|n| n.endpoint() == endpoint).ok_or_else(|| {
-            ClientError::InvalidUse(format!("{endpoint:?} is not one of the configured endpoints"))
+        let node = self.nodes().into_iter().find(|n| n.endpoint() == endpoint).ok_or_else(|| {
+            ClientError::InvalidUse(format!("{endpoint:?} is not one of the client's endpoints"))
         })?;
         Ok(Client {
             inner: Arc::new(Inner {
-                nodes: vec![node.clone()],
+                nodes: RwLock::new(vec![node]),
+                configured: 1,
+                discovery: None,
                 next: AtomicUsize::new(0),
                 request_timeout: self.inner.request_timeout,
                 retries: self.inner.retries,
             }),
         })
+    }
+
+    /// Looks up the cluster's members (`GetClusterInfo`) and uses their client endpoints
+    /// besides the configured ones: members new to the client are added, discovered nodes the
+    /// cluster no longer lists are dropped (sessions open on them keep their node), and the
+    /// configured endpoints always stay, first. Returns the endpoints now in use. Without
+    /// `discover` (or without `trust_anchor`) the list is the configured one and nothing is
+    /// asked.
+    pub async fn refresh_nodes(&self) -> Result<Vec<String>, ClientError> {
+        let Some(discovery) = &self.inner.discovery else { return Ok(self.endpoints()) };
+        *discovery.looked_up.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        let info = self.cluster_info().await?;
+        let listed: Vec<&str> =
+            info.hsms.iter().map(|m| m.client_address.as_str()).filter(|a| !a.is_empty()).collect();
+        if listed.is_empty() {
+            // A node that has not started replicating lists nobody: keep what we have.
+            return Ok(self.endpoints());
+        }
+        let mut nodes = self.inner.nodes.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next: Vec<Arc<Node>> = nodes[..self.inner.configured].to_vec();
+        for address in listed {
+            if next.iter().any(|n| n.is_at(address)) {
+                continue;
+            }
+            if let Some(known) = nodes.iter().find(|n| n.is_at(address)) {
+                next.push(known.clone());
+            } else if let Ok(node) = new_node(address, &discovery.tls, discovery.connect_timeout) {
+                // An address the client cannot use (not host:port) is passed over, not fatal.
+                next.push(node);
+            }
+        }
+        *nodes = next;
+        Ok(nodes.iter().map(|n| n.endpoint().to_owned()).collect())
+    }
+
+    /// Refreshes the node list when discovery is on and the last look-up is older than a
+    /// minute, within a short budget. A failed look-up keeps the list as it is: it is a hint,
+    /// and the call that follows reports any real trouble itself.
+    async fn refresh_if_due(&self) {
+        let Some(discovery) = &self.inner.discovery else { return };
+        let due = discovery
+            .looked_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
+        if due {
+            let _ = tokio::time::timeout(REFRESH_BUDGET, self.refresh_nodes()).await;
+        }
     }
 
     /// The cluster as the first node that answers sees it (`GetClusterInfo`, no login).
@@ -170,9 +248,12 @@ impl Client {
         .await
     }
 
-    /// Opens a session on the next node in round-robin order, passing over nodes that failed in
-    /// the last few seconds. The session, its login and its session objects live on that node.
+    /// Opens a session on the node with the least of this client's load (its sessions and
+    /// waiting requests there), taking nodes in round-robin order among equals and passing over
+    /// nodes that failed in the last few seconds. The session, its login and its session
+    /// objects live on that node.
     pub async fn open_session(&self) -> Result<Session, ClientError> {
+        self.refresh_if_due().await;
         let (node, response) = self
             .call_any("OpenSession", Retry::Idempotent, true, |node| async move {
                 let response = self
@@ -219,14 +300,14 @@ impl Client {
         &self,
         operation: &'static str,
         retry: Retry,
-        round_robin: bool,
+        spread: bool,
         attempt: F,
     ) -> Result<T, ClientError>
     where
         F: Fn(Arc<Node>) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let order = self.order(round_robin);
+        let order = self.order(spread);
         let mut budget = self.inner.retries;
         let mut errors: Vec<(String, ClientError)> = Vec::new();
         let mut round = 0;
@@ -259,17 +340,20 @@ impl Client {
         Err(combine(operation, errors))
     }
 
-    /// The nodes in the order to try them: configured order for cluster calls, round-robin for
-    /// sessions; quarantined nodes go last either way.
-    fn order(&self, round_robin: bool) -> Vec<Arc<Node>> {
-        let nodes = &self.inner.nodes;
-        let start = if round_robin {
-            self.inner.next.fetch_add(1, Ordering::Relaxed) % nodes.len().max(1)
-        } else {
-            0
-        };
+    /// The nodes in the order to try them: for cluster calls, configured order (then the
+    /// discovered nodes); for sessions, least load first, round-robin among equals.
+    /// Quarantined nodes go last either way.
+    fn order(&self, spread: bool) -> Vec<Arc<Node>> {
+        let nodes = self.nodes();
+        let start =
+            if spread { self.inner.next.fetch_add(1, Ordering::Relaxed) % nodes.len().max(1) } else { 0 };
         let rotated = nodes.iter().cycle().skip(start).take(nodes.len());
-        let (healthy, quarantined): (Vec<_>, Vec<_>) = rotated.cloned().partition(|n| !n.is_quarantined());
+        let (mut healthy, quarantined): (Vec<_>, Vec<_>) =
+            rotated.cloned().partition(|n| !n.is_quarantined());
+        if spread {
+            // Stable: equal loads keep their round-robin order.
+            healthy.sort_by_key(|n| n.load());
+        }
         healthy.into_iter().chain(quarantined).collect()
     }
 
@@ -318,6 +402,7 @@ impl Client {
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
         let channel = node.channel().await?;
+        let _busy = node.busy();
         let timeout = self.inner.request_timeout;
         let mut request = Request::new(request);
         // Tell the node too, so that it stops working on an answer nobody waits for.
@@ -351,6 +436,21 @@ impl Client {
     pub(crate) fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
     }
+}
+
+/// A node for `endpoint` (`host:port`), not yet connected.
+fn new_node(
+    endpoint: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+) -> Result<Arc<Node>, ClientError> {
+    let (host, port) = parse_endpoint(endpoint).map_err(|reason| ClientError::Config {
+        path: Default::default(),
+        key: "endpoints".into(),
+        reason,
+    })?;
+    let connector = NodeConnector::new(&host, port, tls.clone())?;
+    Ok(Node::new(endpoint.to_owned(), connector, connect_timeout))
 }
 
 /// Says, for a session's node that cannot be reached, that the session is not moved.
@@ -459,6 +559,69 @@ mod tests {
             vec![("a:1".into(), unavailable("a:1")), ("b:2".into(), ClientError::Protocol("x".into()))],
         );
         assert!(matches!(last, ClientError::Protocol(_)));
+    }
+
+    /// A client of three loopback endpoints, trusted by a made-up fingerprint (never connected).
+    fn three_endpoints() -> Client {
+        Client::new(&pinned_config()).expect("client")
+    }
+
+    fn pinned_config() -> ClientConfig {
+        let endpoints = (1..=3).map(|p| format!("127.0.0.1:{p}")).collect();
+        let mut config = ClientConfig::new(endpoints);
+        config.server_fingerprint = Some(format!("SHA256:{}", ["00"; 32].join(":")));
+        config
+    }
+
+    fn first_choice(client: &Client) -> String {
+        client.order(true)[0].endpoint().to_owned()
+    }
+
+    #[test]
+    fn sessions_go_to_the_least_loaded_node_and_round_robin_among_equals() {
+        let client = three_endpoints();
+        let nodes = client.nodes();
+        let mut firsts: Vec<String> = (0..3).map(|_| first_choice(&client)).collect();
+        firsts.sort();
+        assert_eq!(firsts, client.endpoints(), "equal loads: each node first in turn");
+
+        // Two sessions on node 1 and one on node 2: node 3 is chosen, every time.
+        let held = [nodes[0].hold(), nodes[0].hold(), nodes[1].hold()];
+        for _ in 0..4 {
+            assert_eq!(first_choice(&client), "127.0.0.1:3");
+        }
+        let order: Vec<String> = client.order(true).iter().map(|n| n.endpoint().to_owned()).collect();
+        assert_eq!(order, ["127.0.0.1:3", "127.0.0.1:2", "127.0.0.1:1"]);
+        // A waiting request counts too; a closed session does not.
+        let busy = nodes[2].busy();
+        let _ = nodes[2].busy();
+        held[2].release();
+        held[2].release();
+        assert_eq!(nodes[1].load(), 0);
+        assert_eq!(first_choice(&client), "127.0.0.1:2");
+        drop(busy);
+        // A node that just failed goes last whatever its load.
+        nodes[2].record(Err(&failure(unavailable("127.0.0.1:3"), Reach::NotSent)));
+        let order: Vec<String> = client.order(true).iter().map(|n| n.endpoint().to_owned()).collect();
+        assert_eq!(order.last().map(String::as_str), Some("127.0.0.1:3"));
+        drop(held);
+        assert!(nodes.iter().all(|n| n.load() == 0));
+        // Cluster calls keep the configured order (after the quarantined node moves back).
+        let order: Vec<String> = client.order(false).iter().map(|n| n.endpoint().to_owned()).collect();
+        assert_eq!(order, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+    }
+
+    #[test]
+    fn a_fingerprint_client_does_not_discover_and_endpoints_compare_by_host_and_port() {
+        let client = three_endpoints();
+        assert!(client.inner.discovery.is_none(), "a pinned certificate vouches for one node only");
+        let node = &client.nodes()[0];
+        assert!(node.is_at("127.0.0.1:1"));
+        assert!(!node.is_at("127.0.0.1:2"));
+        assert!(!node.is_at("127.0.0.2:1"));
+        let tls = rustls_config(&pinned_config()).expect("tls");
+        let localhost = new_node("LocalHost:2223", &tls, Duration::from_secs(1));
+        assert!(localhost.expect("node").is_at("localhost"), "the default port is 2223");
     }
 
     #[test]

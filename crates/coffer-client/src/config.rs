@@ -10,6 +10,7 @@
 //! connect_timeout_ms = 5000
 //! request_timeout_ms = 30000
 //! retries = 2
+//! discover = true                          # also use the nodes the cluster lists
 //! ```
 //!
 //! The file is read key by key rather than through a derived deserializer so that every error
@@ -57,6 +58,11 @@ pub struct ClientConfig {
     pub request_timeout_ms: u64,
     /// Extra attempts for a call that failed transiently (see the crate docs for which calls).
     pub retries: u32,
+    /// Also use the nodes the cluster lists (`GetClusterInfo`), looked up on connecting and
+    /// again every minute as sessions open. Only with `trust_anchor`: a `server_fingerprint`
+    /// pins one node's certificate and cannot vouch for another. Default true; false keeps the
+    /// client on `endpoints` exactly (to talk to one particular node).
+    pub discover: bool,
 }
 
 impl ClientConfig {
@@ -72,6 +78,7 @@ impl ClientConfig {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             retries: DEFAULT_RETRIES,
+            discover: true,
         }
     }
 
@@ -144,11 +151,16 @@ impl ClientConfig {
                     config.request_timeout_ms = millis(value).map_err(|r| err(key, r))?;
                 }
                 "retries" => config.retries = retries(value).map_err(|r| err(key, r))?,
+                "discover" => {
+                    config.discover = value.as_bool().ok_or_else(|| {
+                        err(key, format!("expected true or false, found {}", value.type_str()))
+                    })?;
+                }
                 other => {
                     return Err(err(
                         other,
                         "unknown key (known: endpoints, trust_anchor, server_fingerprint, client_cert, \
-                         client_key, connect_timeout_ms, request_timeout_ms, retries)"
+                         client_key, connect_timeout_ms, request_timeout_ms, retries, discover)"
                             .to_owned(),
                     ));
                 }
@@ -224,6 +236,7 @@ impl ClientConfig {
             connect_timeout_ms: u64,
             request_timeout_ms: u64,
             retries: u32,
+            discover: bool,
         }
         let lossy = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         let file = File {
@@ -235,6 +248,7 @@ impl ClientConfig {
             connect_timeout_ms: self.connect_timeout_ms,
             request_timeout_ms: self.request_timeout_ms,
             retries: self.retries,
+            discover: self.discover,
         };
         // Serialising a struct of strings and integers cannot fail; fall back to a comment
         // rather than panic if the toml crate ever disagrees.
@@ -507,8 +521,23 @@ mod tests {
         config.client_cert = Some("/d/c.crt".into());
         config.client_key = Some("/d/c.key".into());
         config.retries = 5;
+        config.discover = false;
         let text = config.to_toml();
         assert_eq!(parse(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn discover_is_on_by_default_and_must_be_a_boolean() {
+        let base = format!("endpoints = [\"127.0.0.1:2223\"]\nserver_fingerprint = \"{FP}\"\n");
+        assert!(parse(&base).unwrap().discover);
+        assert!(!parse(&format!("{base}discover = false\n")).unwrap().discover);
+        match parse(&format!("{base}discover = \"no\"\n")) {
+            Err(ClientError::Config { key, reason, .. }) => {
+                assert_eq!(key, "discover");
+                assert!(reason.contains("expected true or false"), "{reason}");
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
     }
 
     #[test]

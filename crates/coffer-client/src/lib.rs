@@ -25,12 +25,21 @@
 //!
 //! ## Choice of node, timeouts and retries
 //!
-//! - New sessions go round-robin over the nodes, passing over nodes that failed in the last
-//!   few seconds. A session lives on the node that opened it (its login and session objects are
-//!   there): its calls always go to that node and are never moved; when the node is lost they
-//!   fail with [`ClientError::Unavailable`] naming it, and the caller opens a new session.
+//! - The nodes are the configured `endpoints` and, with `discover` (the default, with a
+//!   `trust_anchor`), the client endpoints of the members the cluster lists
+//!   (`GetClusterInfo`): looked up on connecting and again, as sessions open, once the list
+//!   is a minute old ([`Client::refresh_nodes`] does it at once). One configured node is
+//!   enough to reach them all; members that leave the cluster are dropped from the list.
+//! - A new session goes to the node with the least of this client's load (its open sessions
+//!   and waiting requests there), round-robin among equals, passing over nodes that failed in
+//!   the last few seconds. Writes may go to any node: a follower hands them to the leader, and
+//!   answers once the cluster has committed them and it has applied them itself.
+//! - A session lives on the node that opened it (its login and session objects are there):
+//!   its calls always go to that node and are never moved; when the node is lost they fail
+//!   with [`ClientError::Unavailable`] naming it, and the caller opens a new session.
 //! - Cluster calls ([`Client::cluster_info`], [`Client::cluster_csr`],
-//!   [`Client::initialize_cluster`]) go to the first node, in configured order, that answers.
+//!   [`Client::initialize_cluster`]) go to the first node that answers, configured nodes
+//!   first, in order; set `discover = false` to ask one particular node.
 //! - Connecting (TCP and TLS) is bounded by `connect_timeout_ms`; every request by
 //!   `request_timeout_ms` (also sent to the node as the gRPC deadline).
 //! - A failure is retried, after a short backoff (50 ms doubling to 800 ms), up to `retries`

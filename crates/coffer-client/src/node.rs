@@ -1,6 +1,8 @@
 //! One node of the cluster as the client sees it: its address, its gRPC channel (opened on
-//! first use and kept), and whether it failed recently.
+//! first use and kept), whether it failed recently, and how much of this client's work it
+//! holds (its load).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,42 @@ pub(crate) struct Node {
     connect_timeout: Duration,
     channel: Mutex<Option<Channel>>,
     failed_at: Mutex<Option<Instant>>,
+    /// This client's sessions on the node.
+    sessions: AtomicUsize,
+    /// This client's requests waiting for the node's answer.
+    in_flight: AtomicUsize,
+}
+
+/// A session's claim on its node, counted in the node's load until it is released (the
+/// session is closed) or dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    node: Arc<Node>,
+    released: AtomicBool,
+}
+
+impl Held {
+    /// Stops counting the session (once; later calls do nothing).
+    pub(crate) fn release(&self) {
+        if !self.released.swap(true, Ordering::Relaxed) {
+            self.node.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A request waiting for the node, counted in its load while it waits.
+pub(crate) struct Busy<'a>(&'a Node);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Locks a mutex whose data stays valid even if a holder panicked (it only caches values).
@@ -36,7 +74,35 @@ impl Node {
             connect_timeout,
             channel: Mutex::new(None),
             failed_at: Mutex::new(None),
+            sessions: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
         })
+    }
+
+    /// This client's load on the node: its sessions there and its requests waiting there.
+    pub(crate) fn load(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a session on the node until the returned claim is dropped.
+    pub(crate) fn hold(self: &Arc<Self>) -> Held {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        Held { node: self.clone(), released: AtomicBool::new(false) }
+    }
+
+    /// Counts a request on the node until the returned guard is dropped.
+    pub(crate) fn busy(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self)
+    }
+
+    /// Whether `endpoint` names this node's address (the same host, any case, and port).
+    pub(crate) fn is_at(&self, endpoint: &str) -> bool {
+        let ours = crate::config::parse_endpoint(&self.endpoint);
+        match (ours, crate::config::parse_endpoint(endpoint)) {
+            (Ok((h1, p1)), Ok((h2, p2))) => p1 == p2 && h1.eq_ignore_ascii_case(&h2),
+            _ => self.endpoint == endpoint,
+        }
     }
 
     /// The address as configured.

@@ -14,7 +14,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::client::{Client, Retry};
 use crate::error::ClientError;
-use crate::node::Node;
+use crate::node::{Held, Node};
 
 /// Size of the chunks [`Session::encrypt_reader`] sends: well under gRPC's default 4 MiB
 /// message limit, large enough to keep per-message overhead small.
@@ -34,6 +34,8 @@ pub struct Session {
     token: Zeroizing<Vec<u8>>,
     closed: AtomicBool,
     runtime: Option<tokio::runtime::Handle>,
+    /// Counts the session in its node's load, for the choice of node for the next ones.
+    held: Held,
 }
 
 impl std::fmt::Debug for Session {
@@ -232,6 +234,7 @@ impl Session {
     pub(crate) fn new(client: Client, node: Arc<Node>, token: Vec<u8>) -> Self {
         Session {
             client,
+            held: node.hold(),
             node,
             token: Zeroizing::new(token),
             closed: AtomicBool::new(false),
@@ -244,7 +247,7 @@ impl Session {
         &self.token
     }
 
-    /// The node this session lives on, as configured.
+    /// The node this session lives on, as configured or as the cluster listed it.
     pub fn endpoint(&self) -> &str {
         self.node.endpoint()
     }
@@ -253,6 +256,7 @@ impl Session {
     /// calls on this session fail with the node's `CKR_SESSION_HANDLE_INVALID`.
     pub async fn close(&self) -> Result<(), ClientError> {
         self.closed.store(true, Ordering::SeqCst);
+        self.held.release();
         let request = v1::SessionRequest { session: self.token.to_vec() };
         self.client
             .unary_on(&self.node, "CloseSession", Retry::IfNotSent, &request, |mut c, r| async move {

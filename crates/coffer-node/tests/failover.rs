@@ -119,6 +119,13 @@ fn anchored(endpoints: Vec<String>, anchor: &Path) -> ClientConfig {
     config
 }
 
+/// A client of the one node at `endpoint` (no discovery of the others).
+fn only(endpoint: &str, anchor: &Path) -> ClientConfig {
+    let mut config = anchored(vec![endpoint.to_owned()], anchor);
+    config.discover = false;
+    config
+}
+
 async fn login(
     client: &Client,
     user: &str,
@@ -148,7 +155,7 @@ async fn has_key(session: &Session, name: &str) -> bool {
 /// Every key in `names` is on the node at `endpoint` (polled: a follower applies a moment
 /// after the leader acknowledged).
 async fn all_keys_on(endpoint: &str, anchor: &Path, names: &[String]) {
-    let client = Client::connect(&anchored(vec![endpoint.to_owned()], anchor)).await.expect("connect");
+    let client = Client::connect(&only(endpoint, anchor)).await.expect("connect");
     let session = login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.expect("login");
     let deadline = Instant::now() + BOUND;
     for name in names {
@@ -225,6 +232,41 @@ impl Writer {
     }
 }
 
+/// A client configured with one node learns the other two from the cluster and spreads its
+/// sessions over all three; with `discover = false` it stays on the one.
+async fn sessions_spread_over_the_nodes_the_cluster_lists(endpoints: &[String], anchor: &Path) {
+    let client = Client::connect(&anchored(vec![endpoints[0].clone()], anchor)).await.expect("client");
+    let mut known = client.endpoints();
+    known.sort();
+    let mut all = endpoints.to_vec();
+    all.sort();
+    assert_eq!(known, all, "the client learned every member's client endpoint");
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.expect("login"));
+    }
+    for endpoint in endpoints {
+        let on = sessions.iter().filter(|s| s.endpoint() == endpoint).count();
+        assert_eq!(on, 2, "six sessions, two on each node: {endpoint} has {on}");
+    }
+    // A closed session frees its node: the next one goes where the load is least.
+    let freed = sessions.remove(0);
+    let freed_at = freed.endpoint().to_owned();
+    freed.close().await.expect("close");
+    let next = login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.expect("login");
+    assert_eq!(next.endpoint(), freed_at);
+    sessions.push(next);
+    for session in sessions {
+        let _ = session.close().await;
+    }
+
+    let pinned = Client::connect(&only(&endpoints[0], anchor)).await.expect("client");
+    assert_eq!(pinned.endpoints(), [endpoints[0].clone()]);
+    let session = login(&pinned, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.expect("login");
+    assert_eq!(session.endpoint(), endpoints[0]);
+    let _ = session.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cluster_survives_its_leader_and_refuses_writes_without_a_quorum() {
     tokio::time::timeout(Duration::from_secs(240), scenario()).await.expect("the scenario finished in time");
@@ -282,6 +324,7 @@ async fn three_nodes(root: &Path) -> (Vec<Proc>, Vec<String>, PathBuf, v1::Clust
 async fn scenario() {
     let root = tempfile::tempdir().expect("temp dir");
     let (mut procs, endpoints, anchor, info) = three_nodes(root.path()).await;
+    sessions_spread_over_the_nodes_the_cluster_lists(&endpoints, &anchor).await;
 
     // ---- Keys while all three run, then SIGKILL the leader and go on.
     let client = Client::connect(&anchored(endpoints.clone(), &anchor)).await.expect("client");
@@ -289,7 +332,7 @@ async fn scenario() {
     let leader = info.leader_raft_id;
     let mut leader_index = None;
     for (index, endpoint) in endpoints.iter().enumerate() {
-        let one = Client::connect(&anchored(vec![endpoint.clone()], &anchor)).await.expect("client");
+        let one = Client::connect(&only(endpoint, &anchor)).await.expect("client");
         if one.cluster_info().await.expect("info").raft_id == leader {
             leader_index = Some(index);
         }
@@ -319,7 +362,7 @@ async fn scenario() {
             proc.kill();
         }
     }
-    let alone = Client::connect(&anchored(vec![endpoints[survivor].clone()], &anchor)).await.expect("client");
+    let alone = Client::connect(&only(&endpoints[survivor], &anchor)).await.expect("client");
     let session =
         login(&alone, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.expect("login on the survivor");
     // A correct login changes no replicated record, so it needs no quorum; a wrong password
@@ -377,7 +420,7 @@ async fn write_until(client: Client, stop: Arc<AtomicBool>) -> Vec<String> {
 
 /// The node's state digest and applied index.
 async fn sync_status(endpoint: &str, anchor: &Path) -> Option<(Vec<u8>, u64)> {
-    let client = Client::connect(&anchored(vec![endpoint.to_owned()], anchor)).await.ok()?;
+    let client = Client::connect(&only(endpoint, anchor)).await.ok()?;
     let session = login(&client, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await.ok()?;
     let status = session.sync_status().await.ok();
     let _ = session.close().await;

@@ -327,7 +327,7 @@ async fn bring_up_first(
     if info.state == ClusterState::Uninitialized as i32 {
         initialize(layout, &client).await?;
     }
-    let client = Client::connect(&anchored_config(layout, std::slice::from_ref(&endpoint))).await?;
+    let client = Client::connect(&one_node_config(layout, &endpoint)).await?;
     let admin_password = if info.state == ClusterState::Active as i32 {
         // Already activated: report the password file if there is one, never make a new one.
         let given = args.admin_password_file.as_deref().map(absolute).transpose()?;
@@ -352,6 +352,14 @@ fn anchored_config(layout: &Layout, endpoints: &[String]) -> ClientConfig {
     config
 }
 
+/// A configuration for the one node at `endpoint`: what is asked of it is about that node, so
+/// the client does not go on to the members it lists.
+pub(crate) fn one_node_config(layout: &Layout, endpoint: &str) -> ClientConfig {
+    let mut config = anchored_config(layout, &[endpoint.to_owned()]);
+    config.discover = false;
+    config
+}
+
 /// Connects to the new node: through the dev CA if the cluster was initialised before,
 /// otherwise pinning the bootstrap certificate's fingerprint the node printed.
 async fn connect(
@@ -361,7 +369,7 @@ async fn connect(
 ) -> Result<(Client, ClusterInfo)> {
     let mut first_error = None;
     if layout.ca_cert().is_file() {
-        match probe(&anchored_config(layout, &[endpoint.to_owned()])).await {
+        match probe(&one_node_config(layout, endpoint)).await {
             Ok(found) => return Ok(found),
             Err(e) => first_error = Some(e),
         }

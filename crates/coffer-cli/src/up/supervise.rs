@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::{
     Layout, NodeProcess, Summary, anchored_config, bring_up_first, node_config_of, node_id, node_ports,
-    write_client_config, write_members,
+    one_node_config, write_client_config, write_members,
 };
 use crate::args::UpArgs;
 use crate::commands::Context;
@@ -229,6 +229,6 @@ impl<'a> Up<'a> {
 
 /// The raft id of the node at `endpoint`.
 async fn raft_id(layout: &Layout, endpoint: &str) -> Result<u64> {
-    let client = Client::connect(&anchored_config(layout, &[endpoint.to_owned()])).await?;
+    let client = Client::connect(&one_node_config(layout, endpoint)).await?;
     Ok(client.cluster_info().await?.raft_id)
 }
