@@ -7,7 +7,7 @@ use crate::error::{Result, fail};
 use crate::mechanism::{self, Mechanism};
 use crate::operation::{MAX_SINGLE_CALL, Multipart};
 use crate::output::{Delivered, offer};
-use crate::state::{Library, P11Session};
+use crate::state::{Library, P11Session, Repeat};
 use coffer_client::v1;
 
 /// `C_DigestInit`.
@@ -25,9 +25,9 @@ pub fn init(lib: &Library, session: CK_SESSION_HANDLE, m: &Mechanism) -> Result<
     Ok(())
 }
 
-fn call(s: &P11Session, hash: v1::HashAlg, data: &[u8]) -> Result<Vec<u8>> {
+fn call(lib: &Library, s: &P11Session, hash: v1::HashAlg, data: &[u8]) -> Result<Vec<u8>> {
     let request = v1::DigestRequest { session: Vec::new(), hash: hash as i32, data: data.to_vec() };
-    Ok(s.node.digest(request)?.digest)
+    Ok(lib.on_node(s, Repeat::Safe, |n| n.digest(request.clone()))?.digest)
 }
 
 fn with_op<T>(
@@ -66,7 +66,7 @@ pub fn digest(
             op.single(data)?;
         }
         let hash = op.mechanism;
-        let delivered = offer(&mut op.pending, capacity, || call(s, hash, data))?;
+        let delivered = offer(&mut op.pending, capacity, || call(lib, s, hash, data))?;
         let done = delivered.is_final();
         Ok((delivered, done))
     })
@@ -81,7 +81,7 @@ pub fn update(lib: &Library, session: CK_SESSION_HANDLE, part: &[u8]) -> Result<
 pub fn finish(lib: &Library, session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Delivered> {
     with_op(lib, session, |s, op| {
         let (hash, input) = (op.mechanism, op.input.clone());
-        let delivered = offer(&mut op.pending, capacity, || call(s, hash, &input))?;
+        let delivered = offer(&mut op.pending, capacity, || call(lib, s, hash, &input))?;
         let done = delivered.is_final();
         Ok((delivered, done))
     })

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use coffer_client::v1;
 use cryptoki_sys::*;
 
-use crate::error::{P11Error, Result, fail};
+use crate::error::{Result, fail};
 use crate::mechanism::{self, Mechanism};
 use crate::operation::{MAX_CIPHER_INPUT, Multipart, Operations, STREAM_ABOVE};
 use crate::output::{Delivered, offer};
-use crate::state::{Library, P11Session};
+use crate::state::{Library, P11Session, Repeat};
 
 /// Encrypt or decrypt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,22 +121,23 @@ fn run(
     data: &[u8],
 ) -> Result<Vec<u8>> {
     let owner = lib.session_for(s, key);
-    let node = &owner.node;
+    // Encrypting or decrypting again changes nothing: every form is safe to repeat.
     if data.len() > STREAM_ABOVE {
-        let mut out = Vec::with_capacity(data.len() + 32);
-        let input = std::io::Cursor::new(data.to_vec());
-        match direction {
-            Direction::Encrypt => node.encrypt_stream(key, mechanism, input, &mut out)?,
-            Direction::Decrypt => node.decrypt_stream(key, mechanism, input, &mut out)?,
-        };
-        return Ok(out);
+        return lib.on_node(&owner, Repeat::Safe, |node| {
+            let mut out = Vec::with_capacity(data.len() + 32);
+            let input = std::io::Cursor::new(data.to_vec());
+            match direction {
+                Direction::Encrypt => node.encrypt_stream(key, mechanism.clone(), input, &mut out)?,
+                Direction::Decrypt => node.decrypt_stream(key, mechanism.clone(), input, &mut out)?,
+            };
+            Ok(out)
+        });
     }
     let request =
         v1::CipherRequest { session: Vec::new(), key, mechanism: Some(mechanism), data: data.to_vec() };
-    let response = match direction {
-        Direction::Encrypt => node.encrypt(request),
-        Direction::Decrypt => node.decrypt(request),
-    }
-    .map_err(P11Error::from)?;
+    let response = lib.on_node(&owner, Repeat::Safe, |node| match direction {
+        Direction::Encrypt => node.encrypt(request.clone()),
+        Direction::Decrypt => node.decrypt(request.clone()),
+    })?;
     Ok(response.data)
 }

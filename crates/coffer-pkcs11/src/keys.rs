@@ -8,7 +8,7 @@ use crate::error::{P11Error, Result, fail};
 use crate::mechanism::{self, Mechanism};
 use crate::object::{check_writable, single_handle};
 use crate::output::{Delivered, offer};
-use crate::state::Library;
+use crate::state::{Library, Repeat};
 
 /// Length of a generated `CKA_ID` shared by the halves of a key pair.
 const GENERATED_ID_LEN: u32 = 16;
@@ -72,7 +72,7 @@ pub fn generate_key(
         length_bytes,
         template: Some(attributes::to_wire(&template)?),
     };
-    let handles = s.node.generate_key(request)?.handles;
+    let handles = lib.on_node(&s, Repeat::IfNotApplied, |n| n.generate_key(request.clone()))?.handles;
     lib.created(session, &handles);
     single_handle(&handles)
 }
@@ -168,11 +168,11 @@ pub fn generate_key_pair(
     }
     share(&mut public, &mut private, || {
         let request = v1::GenerateRandomRequest { session: Vec::new(), length: GENERATED_ID_LEN };
-        Ok(s.node.generate_random(request)?.data)
+        Ok(lib.on_node(&s, Repeat::Safe, |n| n.generate_random(request.clone()))?.data)
     })?;
     request.public_template = Some(attributes::to_wire(&public)?);
     request.private_template = Some(attributes::to_wire(&private)?);
-    let pair = s.node.generate_key_pair(request)?;
+    let pair = lib.on_node(&s, Repeat::IfNotApplied, |n| n.generate_key_pair(request.clone()))?;
     lib.created(session, &[pair.public_handle, pair.private_handle]);
     Ok((pair.public_handle, pair.private_handle))
 }
@@ -197,7 +197,9 @@ pub fn wrap(
     };
     let owner = lib.session_for(&s, key);
     let mut pending = None;
-    offer(&mut pending, capacity, || Ok(owner.node.wrap_key(request)?.wrapped))
+    offer(&mut pending, capacity, || {
+        Ok(lib.on_node(&owner, Repeat::Safe, |n| n.wrap_key(request.clone()))?.wrapped)
+    })
 }
 
 /// `C_UnwrapKey`.
@@ -220,7 +222,7 @@ pub fn unwrap(
         template: Some(attributes::to_wire(template)?),
     };
     let owner = lib.session_for(&s, unwrapping_key);
-    let handles = owner.node.unwrap_key(request)?.handles;
+    let handles = lib.on_node(&owner, Repeat::IfNotApplied, |n| n.unwrap_key(request.clone()))?.handles;
     lib.created(owner.handle, &handles);
     single_handle(&handles)
 }
@@ -243,7 +245,7 @@ pub fn derive(
         template: Some(attributes::to_wire(template)?),
     };
     let owner = lib.session_for(&s, base_key);
-    let handles = owner.node.derive_key(request)?.handles;
+    let handles = lib.on_node(&owner, Repeat::IfNotApplied, |n| n.derive_key(request.clone()))?.handles;
     lib.created(owner.handle, &handles);
     single_handle(&handles)
 }

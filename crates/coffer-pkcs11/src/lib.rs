@@ -17,13 +17,20 @@
 //! - PIN `user:password`; `CKU_USER` is a crypto-user, `CKU_SO` an admin. Login is per
 //!   application ([`session`]).
 //! - Multi-part operations are buffered and sent at `Final` ([`operation`]).
-//! - A lost node: each PKCS#11 session lives on one node (its session objects and operations
-//!   are there, as in CloudHSM). While that node is down its calls fail with
-//!   `CKR_DEVICE_ERROR` ([`error`]); once it is back they fail with
-//!   `CKR_SESSION_HANDLE_INVALID`, since a restarted node has no sessions. A new
-//!   `C_OpenSession` reaches a node that answers (the SDK skips nodes that failed lately) and
-//!   is logged in with the application's login; token keys are there, session objects of the
-//!   lost session are gone. Calls are not moved to another node behind the application's back.
+//! - A lost node ([`state::Library::on_node`]): each PKCS#11 session uses one node session.
+//!   When its node is lost (unreachable, or restarted and no longer knowing the session), a
+//!   session that holds no session objects moves: a new node session on a node that answers
+//!   (the SDK passes over the one that just failed), logged in with the application's login,
+//!   takes its place. Reads and crypto operations (find, attributes, sign, verify, encrypt,
+//!   decrypt, digest, wrap, random) then run there, unseen by the application; a write whose
+//!   fate the lost node took with it (generate, create, copy, destroy, set attributes, unwrap,
+//!   derive) fails with `CKR_DEVICE_ERROR` ([`error`]) and the session is already moved for
+//!   the next call (a write the node refused because it had forgotten the session is sent
+//!   again). A session that holds session objects stays on its node, since they exist
+//!   nowhere else: while the node is down its calls fail with `CKR_DEVICE_ERROR`, once it is
+//!   back with `CKR_SESSION_HANDLE_INVALID` (a restarted node has no sessions), and the
+//!   application opens a new session. Multi-part operations are buffered here, so they move
+//!   with their session.
 //! - After `fork()`, the child calls `C_Initialize` again and gets a fresh state.
 //! - Not offered (`CKR_FUNCTION_NOT_SUPPORTED`): `C_InitToken`, `C_InitPIN`, `C_SetPIN`,
 //!   operation state, `C_GetObjectSize`, `C_DigestKey`, sign/verify-recover,

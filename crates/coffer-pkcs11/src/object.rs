@@ -10,7 +10,7 @@ use cryptoki_sys::*;
 
 use crate::attributes::{self, Answer, InAttribute};
 use crate::error::{P11Error, Result, fail};
-use crate::state::{Library, P11Session};
+use crate::state::{Library, P11Session, Repeat};
 
 /// Refuses a write of token objects in a read-only session (`CKR_SESSION_READ_ONLY`).
 pub fn check_writable(s: &P11Session, template: &[InAttribute]) -> Result<()> {
@@ -34,14 +34,17 @@ pub fn check_key(lib: &Library, s: &Arc<P11Session>, key: CK_OBJECT_HANDLE) -> R
     }
     let owner = lib.session_for(s, key);
     let request = v1::GetAttributesRequest { session: Vec::new(), handle: key, types: vec![CKA_CLASS] };
-    match owner.node.get_attributes(request) {
+    match lib.on_node(&owner, Repeat::Safe, |n| n.get_attributes(request.clone())) {
         Ok(_) => {
             s.ops().checked_key = Some(key);
             Ok(())
         }
         Err(e) => {
-            let e = P11Error::from(e);
-            if e.rv == CKR_OBJECT_HANDLE_INVALID { fail(CKR_KEY_HANDLE_INVALID, e.message) } else { Err(e) }
+            if e.rv == CKR_OBJECT_HANDLE_INVALID {
+                fail(CKR_KEY_HANDLE_INVALID, e.message)
+            } else {
+                Err(e)
+            }
         }
     }
 }
@@ -105,13 +108,20 @@ pub fn create(
     };
     // The material travels in its own field; the template keeps the rest.
     let rest: Vec<InAttribute> = template.iter().filter(|a| a.ty != material_attribute).cloned().collect();
-    let request = v1::ImportKeyRequest {
+    let mut request = v1::ImportKeyRequest {
         session: Vec::new(),
         material: Some(material),
         secret_key_type: secret_key_type as i32,
         template: Some(attributes::to_wire(&rest)?),
     };
-    let handles = s.node.import_key(request)?.handles;
+    let imported = lib.on_node(&s, Repeat::IfNotApplied, |n| n.import_key(request.clone()));
+    // The SDK wipes the copy it was handed; this one is wiped here.
+    if let Some(Material::SecretValue(b) | Material::SpkiDer(b) | Material::Pkcs8Der(b)) =
+        &mut request.material
+    {
+        zeroize::Zeroize::zeroize(b);
+    }
+    let handles = imported?.handles;
     lib.created(session, &handles);
     single_handle(&handles)
 }
@@ -126,7 +136,7 @@ fn create_without_material(
 ) -> Result<CK_OBJECT_HANDLE> {
     let request =
         v1::CreateObjectRequest { session: Vec::new(), template: Some(attributes::to_wire(template)?) };
-    let handles = s.node.create_object(request)?.handles;
+    let handles = lib.on_node(s, Repeat::IfNotApplied, |n| n.create_object(request.clone()))?.handles;
     lib.created(session, &handles);
     single_handle(&handles)
 }
@@ -142,9 +152,9 @@ pub fn single_handle(handles: &[u64]) -> Result<CK_OBJECT_HANDLE> {
 }
 
 /// Whether an object is a token object (for the read-only session rule).
-fn is_token(owner: &P11Session, object: CK_OBJECT_HANDLE) -> Result<bool> {
+fn is_token(lib: &Library, owner: &P11Session, object: CK_OBJECT_HANDLE) -> Result<bool> {
     let request = v1::GetAttributesRequest { session: Vec::new(), handle: object, types: vec![CKA_TOKEN] };
-    let results = owner.node.get_attributes(request)?.results;
+    let results = lib.on_node(owner, Repeat::Safe, |n| n.get_attributes(request.clone()))?.results;
     Ok(results.first().and_then(|r| r.attribute.as_ref()).and_then(|a| a.value.as_ref())
         == Some(&v1::attribute::Value::BoolValue(true)))
 }
@@ -153,10 +163,12 @@ fn is_token(owner: &P11Session, object: CK_OBJECT_HANDLE) -> Result<bool> {
 pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
     let s = lib.session(session)?;
     let owner = lib.session_for(&s, object);
-    if !s.read_write && is_token(&owner, object)? {
+    if !s.read_write && is_token(lib, &owner, object)? {
         return fail(CKR_SESSION_READ_ONLY, "token objects are destroyed in read/write sessions");
     }
-    owner.node.destroy_object(v1::KeyRequest { session: Vec::new(), handle: object })?;
+    lib.on_node(&owner, Repeat::IfNotApplied, |n| {
+        n.destroy_object(v1::KeyRequest { session: Vec::new(), handle: object })
+    })?;
     lib.destroyed(object);
     Ok(())
 }
@@ -174,7 +186,7 @@ pub fn copy(
     check_writable(&s, template)?;
     let owner = lib.session_for(&s, object);
     let asks_token = attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).map(|v| v == [CK_TRUE]);
-    if !s.read_write && asks_token.is_none() && is_token(&owner, object)? {
+    if !s.read_write && asks_token.is_none() && is_token(lib, &owner, object)? {
         return fail(CKR_SESSION_READ_ONLY, "a copy of a token object is made in a read/write session");
     }
     let request = v1::CopyObjectRequest {
@@ -182,7 +194,7 @@ pub fn copy(
         handle: object,
         template: Some(attributes::to_wire(template)?),
     };
-    let handles = owner.node.copy_object(request)?.handles;
+    let handles = lib.on_node(&owner, Repeat::IfNotApplied, |n| n.copy_object(request.clone()))?.handles;
     lib.created(owner.handle, &handles);
     single_handle(&handles)
 }
@@ -197,7 +209,7 @@ pub fn get_attributes(
     let s = lib.session(session)?;
     let owner = lib.session_for(&s, object);
     let request = v1::GetAttributesRequest { session: Vec::new(), handle: object, types: types.to_vec() };
-    let results = owner.node.get_attributes(request)?.results;
+    let results = lib.on_node(&owner, Repeat::Safe, |n| n.get_attributes(request.clone()))?.results;
     if results.len() != types.len() {
         return fail(CKR_DEVICE_ERROR, "the node answered for another number of attributes");
     }
@@ -213,7 +225,7 @@ pub fn set_attributes(
 ) -> Result<()> {
     let s = lib.session(session)?;
     let owner = lib.session_for(&s, object);
-    if !s.read_write && is_token(&owner, object)? {
+    if !s.read_write && is_token(lib, &owner, object)? {
         return fail(CKR_SESSION_READ_ONLY, "token objects are modified in read/write sessions");
     }
     let request = v1::SetAttributesRequest {
@@ -221,7 +233,7 @@ pub fn set_attributes(
         handle: object,
         template: Some(attributes::to_wire(template)?),
     };
-    owner.node.set_attributes(request)?;
+    lib.on_node(&owner, Repeat::IfNotApplied, |n| n.set_attributes(request.clone()))?;
     Ok(())
 }
 
@@ -233,7 +245,8 @@ pub fn find_init(lib: &Library, session: CK_SESSION_HANDLE, template: &[InAttrib
     }
     let request =
         v1::FindObjectsRequest { session: Vec::new(), template: Some(attributes::to_wire(template)?) };
-    let found: VecDeque<u64> = s.node.find_objects(request)?.handles.into();
+    let found: VecDeque<u64> =
+        lib.on_node(&s, Repeat::Safe, |n| n.find_objects(request.clone()))?.handles.into();
     s.ops().find = Some(found);
     Ok(())
 }

@@ -4,7 +4,7 @@ use coffer_client::v1;
 use cryptoki_sys::*;
 
 use crate::error::{Result, fail};
-use crate::state::Library;
+use crate::state::{Library, Repeat};
 
 /// Bytes asked of the node per call, well inside one gRPC message.
 const PIECE: usize = 1 << 20;
@@ -16,7 +16,7 @@ pub fn generate(lib: &Library, session: CK_SESSION_HANDLE, len: usize) -> Result
     while out.len() < len {
         let piece = (len - out.len()).min(PIECE);
         let request = v1::GenerateRandomRequest { session: Vec::new(), length: piece as u32 };
-        let data = s.node.generate_random(request)?.data;
+        let data = lib.on_node(&s, Repeat::Safe, |n| n.generate_random(request.clone()))?.data;
         if data.is_empty() {
             return fail(CKR_DEVICE_ERROR, "the node returned no random bytes");
         }

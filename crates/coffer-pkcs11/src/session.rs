@@ -44,7 +44,7 @@ pub fn open(lib: &Library, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSI
 pub fn close(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
     let s = lib.remove_session(session)?;
     // The PKCS#11 session is gone whatever the node says (it drops idle sessions itself).
-    if let Err(e) = s.node.close() {
+    if let Err(e) = s.node().close() {
         crate::log(&format!("closing session {session}: {e}"));
     }
     Ok(())
@@ -109,12 +109,12 @@ pub fn login(lib: &Library, session: CK_SESSION_HANDLE, user_type: CK_USER_TYPE,
     let (username, password) = parse_pin(pin)?;
     let new = Login { user_type, username, role, password };
     // The calling session first: a wrong PIN stops here, counted once toward the lockout.
-    new.apply(&s.node)?;
+    new.apply(&s.node())?;
     for other in sessions.iter().filter(|o| o.handle != s.handle) {
-        if let Err(e) = new.apply(&other.node) {
+        if let Err(e) = new.apply(&other.node()) {
             // Leave no session half logged in.
             for undo in &sessions {
-                let _logged_out = undo.node.logout();
+                let _logged_out = undo.node().logout();
             }
             return Err(e);
         }
@@ -133,7 +133,7 @@ pub fn logout(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
     *current = None;
     let mut first_error = None;
     for s in lib.sessions() {
-        if let Err(e) = s.node.logout() {
+        if let Err(e) = s.node().logout() {
             first_error.get_or_insert(P11Error::from(e));
         }
     }

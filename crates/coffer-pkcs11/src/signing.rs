@@ -9,7 +9,7 @@ use crate::error::{Result, fail};
 use crate::mechanism::{self, Mechanism};
 use crate::operation::{MAX_SINGLE_CALL, Multipart, Operations};
 use crate::output::{Delivered, offer};
-use crate::state::{Library, P11Session};
+use crate::state::{Library, P11Session, Repeat};
 
 type Slot = fn(&mut Operations) -> &mut Option<Multipart<v1::SignMechanism>>;
 
@@ -90,7 +90,7 @@ fn sign_call(
     let owner = lib.session_for(s, key);
     let request =
         v1::SignRequest { session: Vec::new(), key, mechanism: Some(mechanism), data: data.to_vec() };
-    Ok(owner.node.sign(request)?.signature)
+    Ok(lib.on_node(&owner, Repeat::Safe, |n| n.sign(request.clone()))?.signature)
 }
 
 fn verify_call(
@@ -109,7 +109,7 @@ fn verify_call(
         data: data.to_vec(),
         signature: signature.to_vec(),
     };
-    owner.node.verify(request)?;
+    lib.on_node(&owner, Repeat::Safe, |n| n.verify(request.clone()))?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use coffer_client::{blocking, v1};
+use coffer_client::{ClientError, blocking, v1};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
@@ -108,7 +108,8 @@ pub struct ClusterFacts {
 pub struct P11Session {
     pub handle: CK_SESSION_HANDLE,
     pub read_write: bool,
-    pub node: blocking::Session,
+    /// Replaced when the session moves to another node ([`Library::on_node`]).
+    node: RwLock<Arc<blocking::Session>>,
     pub ops: Mutex<Operations>,
 }
 
@@ -116,6 +117,39 @@ impl P11Session {
     /// The operations in progress, locked.
     pub fn ops(&self) -> MutexGuard<'_, Operations> {
         self.ops.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The node session this session uses now.
+    pub fn node(&self) -> Arc<blocking::Session> {
+        self.node.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// Whether a call may be sent again on the session's new node after its node was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reads and crypto operations: doing them again changes nothing.
+    Safe,
+    /// Writes: sent again only when the lost node certainly did not apply them (it had
+    /// forgotten the session); otherwise the caller sees the error and decides.
+    IfNotApplied,
+}
+
+/// How a node session was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// The node cannot be reached: the call may or may not have been applied.
+    Unreachable,
+    /// The node answered that it does not know the session (it restarted, or the session
+    /// idled out): the call was refused, so it was not applied.
+    Forgotten,
+}
+
+fn lost(error: &ClientError) -> Option<Lost> {
+    match error {
+        ClientError::Unavailable { .. } => Some(Lost::Unreachable),
+        ClientError::Hsm { ckr, .. } if *ckr == CKR_SESSION_HANDLE_INVALID => Some(Lost::Forgotten),
+        _ => None,
     }
 }
 
@@ -167,8 +201,12 @@ impl Library {
     /// Adds a session and returns its handle.
     pub fn add_session(&self, read_write: bool, node: blocking::Session) -> CK_SESSION_HANDLE {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        let session =
-            Arc::new(P11Session { handle, read_write, node, ops: Mutex::new(Operations::default()) });
+        let session = Arc::new(P11Session {
+            handle,
+            read_write,
+            node: RwLock::new(Arc::new(node)),
+            ops: Mutex::new(Operations::default()),
+        });
         let mut sessions = self.sessions.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         sessions.insert(handle, session);
         handle
@@ -216,6 +254,72 @@ impl Library {
         }
     }
 
+    /// Whether a session created session objects that still exist (they live on its node).
+    fn holds_session_objects(&self, session: CK_SESSION_HANDLE) -> bool {
+        self.objects().values().any(|owner| *owner == session)
+    }
+
+    /// Runs `call` on the session's node session. When that node is lost (unreachable, or it
+    /// no longer knows the session) and the session holds no session objects, the session
+    /// moves: a new node session on another node (the SDK passes over the one that just
+    /// failed), logged in as the application is, takes its place, and `call` runs there when
+    /// `repeat` allows. A session that holds session objects stays bound to its node: they
+    /// exist nowhere else, so its calls fail (`CKR_DEVICE_ERROR` while the node is down,
+    /// `CKR_SESSION_HANDLE_INVALID` once it has restarted without them).
+    pub fn on_node<T>(
+        &self,
+        s: &P11Session,
+        repeat: Repeat,
+        call: impl Fn(&blocking::Session) -> std::result::Result<T, ClientError>,
+    ) -> Result<T> {
+        let node = s.node();
+        let error = match call(&node) {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some(how) = lost(&error) else { return Err(error.into()) };
+        if self.holds_session_objects(s.handle) {
+            return Err(error.into());
+        }
+        let moved = match self.move_session(s, &node) {
+            Ok(moved) => moved,
+            Err(e) => {
+                crate::log(&format!("session {}: its node was lost and no other took it: {e}", s.handle));
+                return Err(error.into());
+            }
+        };
+        if repeat == Repeat::Safe || how == Lost::Forgotten {
+            call(&moved).map_err(Into::into)
+        } else {
+            Err(error.into())
+        }
+    }
+
+    /// Replaces the session's node session `lost` with a new one, logged in as the
+    /// application is. If another thread has moved it already, that move stands.
+    fn move_session(&self, s: &P11Session, lost: &Arc<blocking::Session>) -> Result<Arc<blocking::Session>> {
+        // Held while the new session opens, as in C_OpenSession: no C_Login or C_Logout is
+        // missed.
+        let login = self.login();
+        {
+            let current = s.node();
+            if !Arc::ptr_eq(&current, lost) {
+                return Ok(current);
+            }
+        }
+        let fresh = self.client.open_session()?;
+        if let Some(login) = login.as_ref()
+            && let Err(e) = login.apply(&fresh)
+        {
+            let _closed = fresh.close();
+            return Err(e);
+        }
+        let fresh = Arc::new(fresh);
+        *s.node.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh.clone();
+        crate::log(&format!("session {} moved to {} after its node was lost", s.handle, fresh.endpoint()));
+        Ok(fresh)
+    }
+
     /// `CKS_*` of a session, from its kind and the application's login.
     pub fn session_state(&self, session: &P11Session) -> CK_STATE {
         let login = self.login();
@@ -226,5 +330,27 @@ impl Library {
             (None, true) => CKS_RW_PUBLIC_SESSION,
             (None, false) => CKS_RO_PUBLIC_SESSION,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_session_is_lost_when_the_node_is_gone_or_has_forgotten_it() {
+        let unavailable = ClientError::Unavailable { endpoint: "n:1".into(), message: "refused".into() };
+        assert_eq!(lost(&unavailable), Some(Lost::Unreachable));
+        let forgotten = ClientError::Hsm {
+            ckr: CKR_SESSION_HANDLE_INVALID,
+            ckr_name: "CKR_SESSION_HANDLE_INVALID".into(),
+            message: String::new(),
+        };
+        assert_eq!(lost(&forgotten), Some(Lost::Forgotten));
+        // A slow answer is not a lost node, and a refusal is the HSM's word: neither moves.
+        let timeout = ClientError::Timeout { endpoint: "n:1".into(), operation: "Sign", after_ms: 5 };
+        let refused =
+            ClientError::Hsm { ckr: CKR_KEY_HANDLE_INVALID, ckr_name: String::new(), message: String::new() };
+        assert_eq!((lost(&timeout), lost(&refused)), (None, None));
     }
 }
