@@ -7,6 +7,7 @@
 //! SubjectPublicKeyInfo has one canonical form whatever the importer wrote (EC points
 //! uncompressed, no PKCS#8 attributes).
 
+pub mod components;
 pub(crate) mod der;
 pub mod pem;
 

@@ -17,6 +17,9 @@
 //! - PIN `user:password`; `CKU_USER` is a crypto-user, `CKU_SO` an admin. Login is per
 //!   application ([`session`]).
 //! - Multi-part operations are buffered and sent at `Final` ([`operation`]).
+//! - `C_CreateObject` imports keys given in the clear: secret keys by `CKA_VALUE`, public and
+//!   private keys by their components or a public key by `CKA_PUBLIC_KEY_INFO` ([`import`]),
+//!   as `pkcs11-tool --write-object` and Java's key stores send them.
 //! - A lost node ([`state::Library::on_node`]): each PKCS#11 session uses one node session.
 //!   When its node is lost (unreachable, or restarted and no longer knowing the session), a
 //!   session that holds no session objects moves: a new node session on a node that answers
@@ -43,6 +46,7 @@ pub mod encryption;
 pub mod error;
 pub mod ffi;
 pub mod general;
+pub mod import;
 pub mod keys;
 pub mod mechanism;
 pub mod object;

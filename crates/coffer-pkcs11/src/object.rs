@@ -10,6 +10,7 @@ use cryptoki_sys::*;
 
 use crate::attributes::{self, Answer, InAttribute};
 use crate::error::{P11Error, Result, fail};
+use crate::import;
 use crate::state::{Library, P11Session, Repeat};
 
 /// Refuses a write of token objects in a read-only session (`CKR_SESSION_READ_ONLY`).
@@ -49,10 +50,10 @@ pub fn check_key(lib: &Library, s: &Arc<P11Session>, key: CK_OBJECT_HANDLE) -> R
     }
 }
 
-/// `C_CreateObject`: secret keys (`CKA_VALUE`) and public keys (`CKA_PUBLIC_KEY_INFO`) are
-/// imported; certificates and data objects, which hold no key material, are created whole
-/// from the template. Private keys in the clear are not offered (`CKR_TEMPLATE_INCOMPLETE`),
-/// nor other classes (`CKR_ATTRIBUTE_VALUE_INVALID` on `CKA_CLASS`).
+/// `C_CreateObject`: secret keys (`CKA_VALUE`), public keys (`CKA_PUBLIC_KEY_INFO` or their
+/// components) and private keys (their components, see [`crate::import`]) are imported;
+/// certificates and data objects, which hold no key material, are created whole from the
+/// template. Other classes get `CKR_ATTRIBUTE_VALUE_INVALID` on `CKA_CLASS`.
 pub fn create(
     lib: &Library,
     session: CK_SESSION_HANDLE,
@@ -66,7 +67,7 @@ pub fn create(
         .ulong()
         .ok_or_else(|| P11Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_CLASS must be a CK_ULONG"))?;
     let key_type = attributes::find(template, CKA_KEY_TYPE).and_then(InAttribute::ulong);
-    let (material, secret_key_type, material_attribute) = match class {
+    let (imported, secret_key_type) = match class {
         CKO_SECRET_KEY => {
             let value = attributes::find(template, CKA_VALUE)
                 .and_then(InAttribute::raw)
@@ -82,22 +83,11 @@ pub fn create(
                 }
                 None => return fail(CKR_TEMPLATE_INCOMPLETE, "a secret key needs CKA_KEY_TYPE"),
             };
-            (Material::SecretValue(value.to_vec()), kt, CKA_VALUE)
+            let material = Material::SecretValue(value.to_vec());
+            (import::Imported { material, consumed: &[CKA_VALUE] }, kt)
         }
-        CKO_PUBLIC_KEY => {
-            let spki = attributes::find(template, CKA_PUBLIC_KEY_INFO)
-                .and_then(InAttribute::raw)
-                .ok_or_else(|| {
-                    P11Error::new(
-                        CKR_TEMPLATE_INCOMPLETE,
-                        "a public key is imported from CKA_PUBLIC_KEY_INFO (DER SubjectPublicKeyInfo)",
-                    )
-                })?;
-            (Material::SpkiDer(spki.to_vec()), v1::KeyType::Unspecified, CKA_PUBLIC_KEY_INFO)
-        }
-        CKO_PRIVATE_KEY => {
-            return fail(CKR_TEMPLATE_INCOMPLETE, "private keys enter Coffer wrapped, through C_UnwrapKey");
-        }
+        CKO_PUBLIC_KEY => (import::public_key(template)?, v1::KeyType::Unspecified),
+        CKO_PRIVATE_KEY => (import::private_key(template)?, v1::KeyType::Unspecified),
         CKO_CERTIFICATE | CKO_DATA => return create_without_material(lib, session, &s, template),
         other => {
             return fail(
@@ -107,10 +97,11 @@ pub fn create(
         }
     };
     // The material travels in its own field; the template keeps the rest.
-    let rest: Vec<InAttribute> = template.iter().filter(|a| a.ty != material_attribute).cloned().collect();
+    let rest: Vec<InAttribute> =
+        template.iter().filter(|a| !imported.consumed.contains(&a.ty)).cloned().collect();
     let mut request = v1::ImportKeyRequest {
         session: Vec::new(),
-        material: Some(material),
+        material: Some(imported.material),
         secret_key_type: secret_key_type as i32,
         template: Some(attributes::to_wire(&rest)?),
     };

@@ -405,6 +405,171 @@ fn copy_object_moves_a_session_key_to_the_token_and_keeps_the_rules() {
     s.destroy_object(token_copy).expect("destroy the copy");
 }
 
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+/// A DER OCTET STRING of a short value, as `CKA_EC_POINT` holds a point.
+fn octet_string(content: &[u8]) -> Vec<u8> {
+    [vec![0x04, u8::try_from(content.len()).expect("short")], content.to_vec()].concat()
+}
+
+fn create(
+    s: &Session,
+    label: &str,
+    class: ObjectClass,
+    key_type: KeyType,
+    rest: &[Attribute],
+) -> ObjectHandle {
+    let mut template =
+        vec![Attribute::Class(class), Attribute::KeyType(key_type), Attribute::Label(label.into())];
+    template.extend_from_slice(rest);
+    s.create_object(&template).expect("C_CreateObject")
+}
+
+#[test]
+fn public_and_private_keys_are_created_from_their_components() {
+    let s = session();
+    // Ed25519, RFC 8032 7.1 test 1: the seed signs the empty message with the known signature.
+    let seed = unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+    let ed_public = unhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+    let expected = unhex(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    );
+    let ed_priv = create(
+        &s,
+        "ed-import",
+        ObjectClass::PRIVATE_KEY,
+        KeyType::EC_EDWARDS,
+        &[Attribute::Value(seed), Attribute::Sign(true)],
+    );
+    let ed_pub = create(
+        &s,
+        "ed-import",
+        ObjectClass::PUBLIC_KEY,
+        KeyType::EC_EDWARDS,
+        &[Attribute::EcPoint(octet_string(&ed_public)), Attribute::Verify(true)],
+    );
+    let eddsa = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    assert_eq!(s.sign(&eddsa, ed_priv, b"").expect("EdDSA sign"), expected);
+    s.verify(&eddsa, ed_pub, b"", &expected).expect("EdDSA verify");
+
+    // P-256, RFC 6979 A.2.5; the point given bare, as some applications pass it.
+    let scalar = unhex("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721");
+    let point = [
+        vec![0x04],
+        unhex("60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"),
+        unhex("7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299"),
+    ]
+    .concat();
+    let ec = [Attribute::EcParams(P256_OID.to_vec())];
+    let ec_priv = create(
+        &s,
+        "ec-import",
+        ObjectClass::PRIVATE_KEY,
+        KeyType::EC,
+        &[ec[0].clone(), Attribute::Value(scalar), Attribute::Sign(true)],
+    );
+    let ec_pub = create(
+        &s,
+        "ec-import",
+        ObjectClass::PUBLIC_KEY,
+        KeyType::EC,
+        &[ec[0].clone(), Attribute::EcPoint(point.clone()), Attribute::Verify(true)],
+    );
+    let signature = s.sign(&Mechanism::EcdsaSha256, ec_priv, b"sample").expect("ECDSA sign");
+    s.verify(&Mechanism::EcdsaSha256, ec_pub, b"sample", &signature).expect("ECDSA verify");
+    match &s.get_attributes(ec_pub, &[AttributeType::EcPoint]).expect("point")[..] {
+        [Attribute::EcPoint(stored)] => assert_eq!(stored, &octet_string(&point)),
+        other => panic!("{other:?}"),
+    }
+    // An imported key is not CKA_LOCAL, and its private value does not come back out.
+    match &s.get_attributes(ec_priv, &[AttributeType::Local]).expect("local")[..] {
+        [Attribute::Local(local)] => assert!(!local),
+        other => panic!("{other:?}"),
+    }
+    let value = s.get_attributes(ec_priv, &[AttributeType::Value]);
+    assert!(!matches!(value.as_deref(), Ok([Attribute::Value(_)])), "{value:?}");
+
+    // RSA: the public half of a generated pair, rebuilt from its modulus and exponent.
+    let (rsa_pub, rsa_priv) = s
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[Attribute::ModulusBits(2048.into()), Attribute::Verify(true)],
+            &[Attribute::Sign(true)],
+        )
+        .expect("RSA pair");
+    let parts =
+        s.get_attributes(rsa_pub, &[AttributeType::Modulus, AttributeType::PublicExponent]).expect("n, e");
+    let rebuilt = create(
+        &s,
+        "rsa-import",
+        ObjectClass::PUBLIC_KEY,
+        KeyType::RSA,
+        &[parts[0].clone(), parts[1].clone(), Attribute::Verify(true)],
+    );
+    let signature = s.sign(&Mechanism::Sha256RsaPkcs, rsa_priv, b"rsa").expect("RSA sign");
+    s.verify(&Mechanism::Sha256RsaPkcs, rebuilt, b"rsa", &signature).expect("verify with the rebuilt key");
+    match &s.get_attributes(rebuilt, &[AttributeType::ModulusBits]).expect("bits")[..] {
+        [Attribute::ModulusBits(bits)] => assert_eq!(u64::from(*bits), 2048),
+        other => panic!("{other:?}"),
+    }
+
+    // Bad components get the standard's codes and leave no object behind.
+    let bad = "bad-import";
+    let mut off_curve = point.clone();
+    off_curve[64] ^= 1;
+    let attempts: Vec<(ObjectClass, KeyType, Vec<Attribute>, RvError)> = vec![
+        (
+            ObjectClass::PUBLIC_KEY,
+            KeyType::EC,
+            vec![ec[0].clone(), Attribute::EcPoint(off_curve)],
+            RvError::AttributeValueInvalid,
+        ),
+        (ObjectClass::PUBLIC_KEY, KeyType::EC, vec![ec[0].clone()], RvError::TemplateIncomplete),
+        (
+            ObjectClass::PUBLIC_KEY,
+            KeyType::EC,
+            vec![
+                Attribute::EcParams(vec![0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x21]),
+                Attribute::EcPoint(point),
+            ],
+            RvError::CurveNotSupported,
+        ),
+        (
+            ObjectClass::PRIVATE_KEY,
+            KeyType::EC,
+            vec![ec[0].clone(), Attribute::Value(vec![0; 32])],
+            RvError::AttributeValueInvalid,
+        ),
+        (
+            ObjectClass::PRIVATE_KEY,
+            KeyType::RSA,
+            vec![parts[0].clone(), parts[1].clone()],
+            RvError::TemplateIncomplete,
+        ),
+        (
+            ObjectClass::PRIVATE_KEY,
+            KeyType::EC_EDWARDS,
+            vec![Attribute::Value(vec![1; 31])],
+            RvError::AttributeValueInvalid,
+        ),
+        (
+            ObjectClass::PRIVATE_KEY,
+            KeyType::DSA,
+            vec![Attribute::Value(vec![1; 20])],
+            RvError::AttributeValueInvalid,
+        ),
+    ];
+    for (class, key_type, rest, rv) in attempts {
+        let mut template =
+            vec![Attribute::Class(class), Attribute::KeyType(key_type), Attribute::Label(bad.into())];
+        template.extend(rest);
+        assert_eq!(rv_of(s.create_object(&template)), rv, "{class:?} {key_type:?}");
+    }
+    assert!(s.find_objects(&[Attribute::Label(bad.into())]).expect("find").is_empty());
+}
+
 #[test]
 fn find_attributes_set_and_destroy() {
     let s = session();

@@ -204,6 +204,59 @@ fn pkcs11_tool_signs_and_openssl_verifies() {
     openssl_verifies(&token, &ec_pub, &ec_sig, &data, &tampered);
 }
 
+#[test]
+fn pkcs11_tool_writes_keys_openssl_made_and_the_token_signs_with_them() {
+    let token = Token::under_test();
+    require("openssl", "openssl");
+    let data = write(&token, "data", &message());
+    let tampered = write(&token, "tampered", &[message(), b"!".to_vec()].concat());
+    // pkcs11-tool sends the keys to C_CreateObject as their components (CKA_MODULUS, the
+    // primes, ...; CKA_EC_PARAMS with CKA_VALUE or CKA_EC_POINT).
+    for (algorithm, option, id) in
+        [("RSA", "rsa_keygen_bits:2048", "21"), ("EC", "ec_paramgen_curve:P-256", "22")]
+    {
+        let private = token.path(&format!("{id}.key.pem"));
+        let public = token.path(&format!("{id}.pub.pem"));
+        openssl(
+            &token,
+            &["genpkey", "-algorithm", algorithm, "-pkeyopt", option, "-out", path_str(&private)],
+        )
+        .assert_success();
+        openssl(&token, &["pkey", "-in", path_str(&private), "-pubout", "-out", path_str(&public)])
+            .assert_success();
+        let label = format!("imported-{id}");
+        for (file, kind, usage) in
+            [(&private, "privkey", "--usage-sign"), (&public, "pubkey", "--usage-sign")]
+        {
+            pkcs11_tool_user(
+                &token,
+                &["--write-object", path_str(file), "--type", kind, "--id", id, "--label", &label, usage],
+            )
+            .assert_success();
+        }
+        let (mechanism, input) = match (algorithm, token.kind) {
+            ("RSA", _) => ("SHA256-RSA-PKCS", data.clone()),
+            (_, Kind::Coffer) => ("ECDSA-SHA256", data.clone()),
+            // SoftHSM 2.6.1 has no CKM_ECDSA_SHA256: the hash is made here and signed raw.
+            (_, Kind::SoftHsm) => {
+                openssl(&token, &["dgst", "-sha256", "-binary", "-out", "data.sha256", path_str(&data)])
+                    .assert_success();
+                ("ECDSA", token.path("data.sha256"))
+            }
+        };
+        let sig = token.path(&format!("{id}.sig"));
+        let mut sign = vec!["--sign", "--mechanism", mechanism, "--id", id, "-i", path_str(&input)];
+        sign.extend(["-o", path_str(&sig), "--signature-format", "openssl"]);
+        pkcs11_tool_user(&token, &sign).assert_success();
+        // The key openssl made signed: its own public key verifies the signature.
+        openssl_verifies(&token, &public, &sig, &data, &tampered);
+        // The public key written to the token reads back as the one openssl wrote.
+        let read_back = public_key_pem(&token, id);
+        let same = |pem: &Path| std::fs::read_to_string(pem).expect("PEM");
+        assert_eq!(same(&read_back), same(&public), "{algorithm} public key read back");
+    }
+}
+
 /// `openssl dgst -sha256 -verify` accepts the signature over `data` and refuses it over
 /// `tampered`.
 fn openssl_verifies(token: &Token, public: &Path, sig: &Path, data: &Path, tampered: &Path) {

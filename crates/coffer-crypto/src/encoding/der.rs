@@ -1,6 +1,9 @@
 //! Just enough DER reading to tell which algorithm and curve a PKCS#8 or SubjectPublicKeyInfo
-//! names. aws-lc parses and checks the key itself; this only routes it, so that an
-//! unsupported curve is reported as such rather than as a parse failure.
+//! names, and just enough writing to put PKCS#11 key components into those structures.
+//! aws-lc parses and checks the key itself; this only routes it, so that an unsupported curve
+//! is reported as such rather than as a parse failure.
+
+use zeroize::Zeroizing;
 
 use crate::error::{CryptoError, Result};
 
@@ -92,6 +95,37 @@ pub(crate) fn read_single<'a>(input: &'a [u8], tag: u8, what: &str) -> Result<&'
     Ok(contents)
 }
 
+/// One DER element: `tag`, the length, then `parts` one after the other. The buffer is sized
+/// once, so a secret among the parts is never left behind in a reallocated copy.
+pub(crate) fn element(tag: u8, parts: &[&[u8]]) -> Zeroizing<Vec<u8>> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let len_bytes = len.to_be_bytes();
+    let significant = &len_bytes[len_bytes.iter().take_while(|&&b| b == 0).count()..];
+    let mut out = Zeroizing::new(Vec::with_capacity(2 + significant.len() + len));
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// A DER INTEGER holding the unsigned big-endian `magnitude` (leading zeros dropped, one
+/// added where the top bit would make it negative).
+pub(crate) fn unsigned_integer(magnitude: &[u8]) -> Zeroizing<Vec<u8>> {
+    let trimmed = &magnitude[magnitude.iter().take_while(|&&b| b == 0).count()..];
+    match trimmed.first() {
+        None => element(TAG_INTEGER, &[&[0]]),
+        Some(&first) if first & 0x80 != 0 => element(TAG_INTEGER, &[&[0], trimmed]),
+        Some(_) => element(TAG_INTEGER, &[trimmed]),
+    }
+}
+
 /// An AlgorithmIdentifier: the algorithm OID and, when present, a parameter OID (the named
 /// curve of an EC key). `params_other` is set when the parameters are present but are neither
 /// an OID nor NULL (explicit curve parameters, for instance).
@@ -154,6 +188,23 @@ mod tests {
             );
         }
         assert!(matches!(read_single(&[0x02, 0x00], TAG_NULL, "x"), Err(CryptoError::KeyEncodingInvalid(_))));
+    }
+
+    #[test]
+    fn writes_elements_that_read_back() {
+        for len in [0usize, 1, 0x7f, 0x80, 0xff, 0x100, 0x1_0000] {
+            let content = vec![0xa5u8; len];
+            let der = element(TAG_OCTET_STRING, &[&content[..len / 2], &content[len / 2..]]);
+            assert_eq!(read_single(&der, TAG_OCTET_STRING, "x"), Ok(&content[..]), "length {len}");
+        }
+    }
+
+    #[test]
+    fn writes_unsigned_integers_minimally() {
+        assert_eq!(*unsigned_integer(&[]), [0x02, 0x01, 0x00]);
+        assert_eq!(*unsigned_integer(&[0, 0, 0x7f]), [0x02, 0x01, 0x7f]);
+        assert_eq!(*unsigned_integer(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(*unsigned_integer(&[0x01, 0x00, 0x01]), [0x02, 0x03, 0x01, 0x00, 0x01]);
     }
 
     #[test]
