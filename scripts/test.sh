@@ -7,6 +7,7 @@
 #   - the PKCS#11 tools run against libcoffer_pkcs11.so (crates/coffer-pkcs11/tests/tools.rs):
 #     opensc (pkcs11-tool), gnutls-bin (p11tool), libengine-pkcs11-openssl (OpenSSL's pkcs11
 #     engine), softhsm2 (the reference module), and a JDK (keytool, javac, SunPKCS11)
+#   - valgrind (the PKCS#11 entry points' pointer handling is run again under memcheck)
 #   - cargo-nextest (the test runner)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
 dpkg-query -W -f='${Status}' libengine-pkcs11-openssl 2>/dev/null | grep -q 'ok installed' ||
     missing+=(libengine-pkcs11-openssl)
 command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     apt-get update -qq

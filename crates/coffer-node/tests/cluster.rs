@@ -99,6 +99,17 @@ where
     }
 }
 
+/// Waits until the node at `addr`, reached with the owner's CA as trust anchor, reports an
+/// active cluster holding `count` token objects: a joined node has caught up.
+async fn until_node_holds(what: &str, addr: std::net::SocketAddr, anchor: &str, count: u64) {
+    eventually(what, || async move {
+        let Ok(mut client) = connect_anchored(addr, anchor, None).await else { return false };
+        let info = client.get_cluster_info(v1::GetClusterInfoRequest {}).await.map(|r| r.into_inner());
+        info.is_ok_and(|i| i.state == v1::ClusterState::Active as i32 && i.token_objects == count)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_added_by_cloning_serves_the_cluster_and_survives_a_restart() {
     tokio::time::timeout(Duration::from_secs(180), add_and_restart())
@@ -174,15 +185,7 @@ async fn add_and_restart() {
     // verifies, and has the cluster's state.
     let second_addr = second.local_addr();
     let anchor = first.ca.cert_pem().to_owned();
-    eventually("the second node catching up", || {
-        let anchor = anchor.clone();
-        async move {
-            let Ok(mut client) = connect_anchored(second_addr, &anchor, None).await else { return false };
-            let info = client.get_cluster_info(v1::GetClusterInfoRequest {}).await.map(|r| r.into_inner());
-            info.is_ok_and(|i| i.state == v1::ClusterState::Active as i32 && i.token_objects == 1)
-        }
-    })
-    .await;
+    until_node_holds("the second node catching up", second_addr, &anchor, 1).await;
     let mut alice_second = connect_anchored(second_addr, &anchor, None).await.expect("c");
     let alice_on_second = login(&mut alice_second, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
     assert_eq!(decrypt(&mut alice_second, &alice_on_second, before, &sealed).await, b"secret before");
@@ -357,15 +360,7 @@ async fn fourth_node() {
         .expect("add the fourth through a follower");
     let fourth_addr = fourth.local_addr();
     let anchor = first.ca.cert_pem().to_owned();
-    eventually("the fourth node holding every key", || {
-        let anchor = anchor.clone();
-        async move {
-            let Ok(mut client) = connect_anchored(fourth_addr, &anchor, None).await else { return false };
-            let info = client.get_cluster_info(v1::GetClusterInfoRequest {}).await.map(|r| r.into_inner());
-            info.is_ok_and(|i| i.token_objects == KEYS as u64)
-        }
-    })
-    .await;
+    until_node_holds("the fourth node holding every key", fourth_addr, &anchor, KEYS as u64).await;
     println!("the fourth node served {KEYS} keys {:?} after AddHsm began", started.elapsed());
     let mut alice_fourth = connect_anchored(fourth_addr, &anchor, None).await.expect("c");
     let alice_on_fourth = login(&mut alice_fourth, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;

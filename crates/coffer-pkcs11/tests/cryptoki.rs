@@ -896,3 +896,37 @@ fn entry_points_return_the_standards_codes_for_bad_arguments() {
         assert_eq!(f.C_CloseSession.expect("fn")(h), CKR_OK);
     }
 }
+
+/// The pointer handling of the entry points, run again under Valgrind's memcheck: the test of
+/// bad arguments (NULL pointers, short buffers, length queries) in a child process of this
+/// executable, which must end with no invalid read or write and no use of uninitialised
+/// memory. (Miri and the sanitizers need a nightly toolchain; Valgrind runs the built
+/// library as it is.)
+#[test]
+fn entry_points_are_clean_under_valgrind() {
+    const LIMIT: Duration = Duration::from_secs(300);
+    let exe = std::env::current_exe().expect("test executable");
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new("valgrind")
+        .args(["--error-exitcode=99", "--leak-check=no", "--quiet"])
+        .arg(&exe)
+        .args(["--exact", "entry_points_return_the_standards_codes_for_bad_arguments", "--test-threads", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => panic!("valgrind could not be started ({e}): install the Debian package valgrind"),
+    };
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("the test under valgrind did not end within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "memcheck found errors or the test failed ({:?}):\n{text}", out.status);
+    assert!(text.contains("1 passed"), "the test did not run under valgrind:\n{text}");
+}
