@@ -30,7 +30,7 @@
 //! `cofferd.toml: allowed_clients[1]: '10.0.0.0/33' is not a CIDR: prefix length 33 > 32`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -89,6 +89,11 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     pub peer_listen: SocketAddr,
+    /// The IP address other nodes and clients reach this node at, when it listens on an
+    /// unspecified address (0.0.0.0 or ::): advertised to the cluster with the two ports and
+    /// written into the node certificate. Without it such a node advertises loopback, which
+    /// only a cluster on one machine can use.
+    pub advertise_ip: Option<IpAddr>,
     pub join: bool,
     /// The owner's CA certificate a joining node requires of the cluster that clones it.
     pub join_trust_anchor: Option<PathBuf>,
@@ -108,6 +113,7 @@ struct RawConfig {
     listen: Option<String>,
     metrics_listen: Option<String>,
     peer_listen: Option<String>,
+    advertise_ip: Option<String>,
     join: Option<bool>,
     join_trust_anchor: Option<PathBuf>,
     allowed_clients: Option<Vec<String>>,
@@ -145,12 +151,13 @@ struct RawSeal {
 }
 
 /// Every key, with its environment variable.
-const KEYS: [(&str, &str); 18] = [
+const KEYS: [(&str, &str); 19] = [
     ("node_id", "COFFER_NODE_ID"),
     ("data_dir", "COFFER_NODE_DATA_DIR"),
     ("listen", "COFFER_NODE_LISTEN"),
     ("metrics_listen", "COFFER_NODE_METRICS_LISTEN"),
     ("peer_listen", "COFFER_NODE_PEER_LISTEN"),
+    ("advertise_ip", "COFFER_NODE_ADVERTISE_IP"),
     ("join", "COFFER_NODE_JOIN"),
     ("join_trust_anchor", "COFFER_NODE_JOIN_TRUST_ANCHOR"),
     ("allowed_clients", "COFFER_NODE_ALLOWED_CLIENTS"),
@@ -270,6 +277,7 @@ impl RawConfig {
             "listen" => self.listen = Some(value.to_owned()),
             "metrics_listen" => self.metrics_listen = Some(value.to_owned()),
             "peer_listen" => self.peer_listen = Some(value.to_owned()),
+            "advertise_ip" => self.advertise_ip = Some(value.to_owned()),
             "join" => {
                 self.join = Some(match value {
                     "true" => true,
@@ -322,6 +330,10 @@ impl RawConfig {
                 return Err(o.error("peer_listen", format!("is the same address as {key} ({other})")));
             }
         }
+        let advertise_ip = match self.advertise_ip.as_deref() {
+            None => None,
+            Some(text) => Some(advertise(o, text)?),
+        };
         let default_clients = || DEFAULT_ALLOWED_CLIENTS.iter().map(|s| (*s).to_owned()).collect();
         let allowed_clients = allow_list(o, &self.allowed_clients.unwrap_or_else(default_clients))?;
         let pbkdf2 =
@@ -332,6 +344,7 @@ impl RawConfig {
             listen,
             metrics_listen,
             peer_listen,
+            advertise_ip,
             join: self.join.unwrap_or(false),
             join_trust_anchor: self.join_trust_anchor,
             allowed_clients,
@@ -394,6 +407,16 @@ fn check_node_id(id: &str) -> Result<(), String> {
 
 fn socket(o: &Origins<'_>, key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| o.error(key, format!("'{text}' is not an address:port (e.g. 127.0.0.1:2223)")))
+}
+
+/// An address to advertise: a specific IP, since others must be able to reach it.
+fn advertise(o: &Origins<'_>, text: &str) -> Result<IpAddr, ConfigError> {
+    let ip: IpAddr =
+        text.parse().map_err(|_| o.error("advertise_ip", format!("'{text}' is not an IP address")))?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(o.error("advertise_ip", format!("{ip} cannot be reached: name this node's own address")));
+    }
+    Ok(ip)
 }
 
 fn allow_list(o: &Origins<'_>, cidrs: &[String]) -> Result<AllowList, ConfigError> {
@@ -520,6 +543,18 @@ mod tests {
         assert!(!c.allowed_clients.allows("127.0.0.1".parse().unwrap()));
         assert_eq!(c.limits.max_sessions_per_client, 7);
         assert_eq!(c.seal, SealConfig::KeyFile("/k2".into()));
+    }
+
+    #[test]
+    fn advertise_ip_is_a_reachable_address() {
+        let c = load(MINIMAL, &[("COFFER_NODE_ADVERTISE_IP", "10.0.0.5")], &[]).unwrap();
+        assert_eq!(c.advertise_ip, Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(load(MINIMAL, &[], &[]).unwrap().advertise_ip, None);
+        assert!(
+            error(MINIMAL, &[], &["advertise_ip=0.0.0.0"])
+                .contains("advertise_ip: 0.0.0.0 cannot be reached")
+        );
+        assert!(error(MINIMAL, &[], &["advertise_ip=host:1"]).contains("'host:1' is not an IP address"));
     }
 
     #[test]

@@ -690,10 +690,8 @@ pub(crate) fn node_presented(
     cluster_cert_pem: &str,
     anchors: &Arc<ClientTrustAnchors>,
 ) -> Result<(Presented, PeerTls), NodeError> {
-    let loopback_if_unspecified =
-        |ip: IpAddr| if ip.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { ip };
-    let ip = loopback_if_unspecified(config.listen.ip());
-    let peer_ip = loopback_if_unspecified(config.peer_listen.ip());
+    let ip = crate::server::advertised_ip(config.listen.ip(), config.advertise_ip);
+    let peer_ip = crate::server::advertised_ip(config.peer_listen.ip(), config.advertise_ip);
     let mut sans = vec![SubjectAltName::Ip(ip), SubjectAltName::Dns("localhost".into())];
     if peer_ip != ip {
         sans.push(SubjectAltName::Ip(peer_ip));

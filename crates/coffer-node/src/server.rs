@@ -95,6 +95,7 @@ impl Node {
             .await
             .map_err(|e| StartError::new(format!("peer_listen {}", config.peer_listen), e))?;
         let peer_addr = peer_listener.local_addr().map_err(|e| StartError::new("peer_listen", e))?;
+        let advertise_ip = config.advertise_ip;
         let node = {
             let metrics = metrics.clone();
             tokio::task::spawn_blocking(move || Node::open(config, metrics))
@@ -103,8 +104,8 @@ impl Node {
         };
         let node = Arc::new(node);
         let endpoints = crate::raft::Endpoints {
-            peer_addr: advertised(peer_addr).to_string(),
-            client_addr: advertised(local_addr).to_string(),
+            peer_addr: advertised(peer_addr, advertise_ip).to_string(),
+            client_addr: advertised(local_addr, advertise_ip).to_string(),
         };
         let raft = start_raft(&node, endpoints).await?;
         let (stop, stopped) = watch::channel(false);
@@ -151,9 +152,15 @@ async fn start_raft(
     Ok(raft)
 }
 
-/// The address peers reach a listener at: an unspecified IP is advertised as loopback.
-fn advertised(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() { SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port()) } else { addr }
+/// The address peers and clients reach a listener at: an unspecified IP is advertised as the
+/// configured `advertise_ip`, else as loopback.
+pub(crate) fn advertised(addr: SocketAddr, advertise_ip: Option<IpAddr>) -> SocketAddr {
+    SocketAddr::new(advertised_ip(addr.ip(), advertise_ip), addr.port())
+}
+
+/// See [`advertised`].
+pub(crate) fn advertised_ip(ip: IpAddr, advertise_ip: Option<IpAddr>) -> IpAddr {
+    if ip.is_unspecified() { advertise_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])) } else { ip }
 }
 
 /// A snapshot every this many log entries (raft then purges the log before it).

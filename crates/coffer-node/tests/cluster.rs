@@ -263,6 +263,21 @@ async fn add_and_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_an_unspecified_address_offers_its_advertise_ip() {
+    // Bound to every interface but reached here on 127.0.0.2 only (all of 127/8 is loopback).
+    let dirs = Dirs::new();
+    let flags = ["listen=0.0.0.0:0", "peer_listen=0.0.0.0:0", "advertise_ip=127.0.0.2"];
+    let node = start(dirs.config_for("node-8", "join = true", &flags)).await;
+    let reached = std::net::SocketAddr::new([127, 0, 0, 2].into(), node.local_addr().port());
+    let mut client = connect_with(reached, pinned_config(&node)).await.expect("connect on 127.0.0.2");
+    let offer = client.clone_offer(v1::CloneOfferRequest {}).await.expect("offer").into_inner();
+    assert_eq!(offer.client_address, reached.to_string(), "{offer:?}");
+    assert_eq!(offer.peer_address, format!("127.0.0.2:{}", node.peer_addr().port()), "{offer:?}");
+    drop(client);
+    node.shutdown().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_node_refuses_a_clone_that_is_not_for_it_and_changes_nothing() {
     let dirs = Dirs::new();
     let node = start(dirs.config_for("node-9", "join = true", &[])).await;
