@@ -17,6 +17,9 @@
 //! - PIN `user:password`; `CKU_USER` is a crypto-user, `CKU_SO` an admin. Login is per
 //!   application ([`session`]).
 //! - Multi-part operations are buffered and sent at `Final` ([`operation`]).
+//! - Session objects live in the node session of the PKCS#11 session that made them; the
+//!   application's other sessions find them (`C_FindObjectsInit` searches there too) and use
+//!   them, and they end with their session.
 //! - `C_CreateObject` imports keys given in the clear: secret keys by `CKA_VALUE`, public and
 //!   private keys by their components or a public key by `CKA_PUBLIC_KEY_INFO` ([`import`]),
 //!   as `pkcs11-tool --write-object` and Java's key stores send them.

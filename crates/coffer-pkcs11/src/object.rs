@@ -229,6 +229,8 @@ pub fn set_attributes(
 }
 
 /// `C_FindObjectsInit`: the node finds every match now; `C_FindObjects` hands them out.
+/// Session objects other sessions of the application made are searched for in their node
+/// sessions too, since the standard makes them visible to every session.
 pub fn find_init(lib: &Library, session: CK_SESSION_HANDLE, template: &[InAttribute]) -> Result<()> {
     let s = lib.session(session)?;
     if s.ops().find.is_some() {
@@ -236,8 +238,14 @@ pub fn find_init(lib: &Library, session: CK_SESSION_HANDLE, template: &[InAttrib
     }
     let request =
         v1::FindObjectsRequest { session: Vec::new(), template: Some(attributes::to_wire(template)?) };
-    let found: VecDeque<u64> =
+    let mut found: VecDeque<u64> =
         lib.on_node(&s, Repeat::Safe, |n| n.find_objects(request.clone()))?.handles.into();
+    for (holder, held) in lib.other_holders(session) {
+        let theirs = lib.on_node(&holder, Repeat::Safe, |n| n.find_objects(request.clone()))?.handles;
+        // Token objects were found already; of the holder's session objects, those it made.
+        let new: Vec<u64> = theirs.into_iter().filter(|h| held.contains(h) && !found.contains(h)).collect();
+        found.extend(new);
+    }
     s.ops().find = Some(found);
     Ok(())
 }

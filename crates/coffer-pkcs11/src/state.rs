@@ -254,6 +254,20 @@ impl Library {
         }
     }
 
+    /// The other sessions that hold session objects, with the handles each holds: session
+    /// objects are visible to every session of the application, but live in their creator's
+    /// node session.
+    pub fn other_holders(&self, caller: CK_SESSION_HANDLE) -> Vec<(Arc<P11Session>, Vec<u64>)> {
+        let mut by_owner: HashMap<CK_SESSION_HANDLE, Vec<u64>> = HashMap::new();
+        for (handle, owner) in self.objects().iter().filter(|(_, owner)| **owner != caller) {
+            by_owner.entry(*owner).or_default().push(*handle);
+        }
+        by_owner
+            .into_iter()
+            .filter_map(|(owner, handles)| Some((self.session(owner).ok()?, handles)))
+            .collect()
+    }
+
     /// Whether a session created session objects that still exist (they live on its node).
     fn holds_session_objects(&self, session: CK_SESSION_HANDLE) -> bool {
         self.objects().values().any(|owner| *owner == session)

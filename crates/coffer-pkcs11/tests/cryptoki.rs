@@ -571,6 +571,32 @@ fn public_and_private_keys_are_created_from_their_components() {
 }
 
 #[test]
+fn a_session_object_is_found_and_used_from_the_applications_other_sessions() {
+    let maker = session();
+    let other = session();
+    let label = "made-in-another-session";
+    let template = [
+        Attribute::Token(false),
+        Attribute::Label(label.into()),
+        Attribute::ValueLen(32.into()),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ];
+    let key = maker.generate_key(&Mechanism::AesKeyGen, &template).expect("session key");
+    let by_label = [Attribute::Label(label.into())];
+    assert_eq!(other.find_objects(&by_label).expect("find from the other session"), vec![key]);
+    assert_eq!(maker.find_objects(&by_label).expect("find from its own session"), vec![key]);
+    let (mut iv, mut iv_again) = ([7u8; 12], [7u8; 12]);
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, &[], 128.into()).expect("params"));
+    let sealed = other.encrypt(&gcm, key, b"session object").expect("encrypt from the other session");
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv_again, &[], 128.into()).expect("params"));
+    assert_eq!(maker.decrypt(&gcm, key, &sealed).expect("decrypt"), b"session object");
+    // It ends with the session that made it.
+    drop(maker);
+    assert!(other.find_objects(&by_label).expect("find").is_empty());
+}
+
+#[test]
 fn find_attributes_set_and_destroy() {
     let s = session();
     let (public, private) = ec_pair(&s, "pair-to-find");
