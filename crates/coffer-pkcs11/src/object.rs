@@ -240,10 +240,17 @@ pub fn find_init(lib: &Library, session: CK_SESSION_HANDLE, template: &[InAttrib
         v1::FindObjectsRequest { session: Vec::new(), template: Some(attributes::to_wire(template)?) };
     let mut found: VecDeque<u64> =
         lib.on_node(&s, Repeat::Safe, |n| n.find_objects(request.clone()))?.handles.into();
-    for (holder, held) in lib.other_holders(session) {
-        let theirs = lib.on_node(&holder, Repeat::Safe, |n| n.find_objects(request.clone()))?.handles;
+    let token_only =
+        attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).is_some_and(|v| v == [CK_TRUE]);
+    for (holder, held) in if token_only { Vec::new() } else { lib.other_holders(session) } {
+        // A holder whose node is lost holds objects no session can use now: the search
+        // goes on without them rather than failing for a node the caller does not use.
+        let Ok(theirs) = lib.on_node(&holder, Repeat::Safe, |n| n.find_objects(request.clone())) else {
+            continue;
+        };
         // Token objects were found already; of the holder's session objects, those it made.
-        let new: Vec<u64> = theirs.into_iter().filter(|h| held.contains(h) && !found.contains(h)).collect();
+        let new: Vec<u64> =
+            theirs.handles.into_iter().filter(|h| held.contains(h) && !found.contains(h)).collect();
         found.extend(new);
     }
     s.ops().find = Some(found);
