@@ -7,6 +7,7 @@
 //! to another record does not open). A public key is not secret and is kept as its
 //! SubjectPublicKeyInfo DER in the object.
 
+use coffer_crypto::encoding::components::ec_point_attribute;
 use coffer_crypto::{Key, KeyClass, KeyType, Module, PublicKey, SecretKey};
 use coffer_store::{BlobContext, DomainKey, StoreError};
 
@@ -61,31 +62,15 @@ pub fn public_facts(public: &PublicKey) -> Result<KeyFacts> {
                 ))
             })?;
             facts.ec_params = Some(curve.ec_params_der());
-            facts.ec_point = Some(der_octet_string(public.ec_point()?));
+            facts.ec_point = Some(ec_point_attribute(public.ec_point()?));
         }
         KeyType::Ed25519 => {
             facts.ec_params = Some(ED25519_EC_PARAMS.to_vec());
-            facts.ec_point = Some(der_octet_string(public.ed25519_bytes()?));
+            facts.ec_point = Some(ec_point_attribute(public.ed25519_bytes()?));
         }
         KeyType::Aes | KeyType::GenericSecret => {}
     }
     Ok(facts)
-}
-
-/// A DER OCTET STRING around `content` (how PKCS#11 stores `CKA_EC_POINT`).
-fn der_octet_string(content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = Vec::with_capacity(len + 4);
-    out.push(0x04);
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xFF {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 fn key_class(class: ObjectClass) -> Option<KeyClass> {
@@ -156,17 +141,5 @@ pub(crate) fn store_error(e: StoreError) -> HsmError {
     match e {
         StoreError::Crypto(c) => HsmError::Crypto(c),
         other => HsmError::SealedObjectInvalid(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn octet_string_lengths() {
-        assert_eq!(der_octet_string(&[1, 2]), vec![4, 2, 1, 2]);
-        assert_eq!(&der_octet_string(&[0; 133])[..3], &[4, 0x81, 133]);
-        assert_eq!(&der_octet_string(&[0; 300])[..4], &[4, 0x82, 1, 44]);
     }
 }

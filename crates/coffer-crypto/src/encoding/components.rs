@@ -128,6 +128,11 @@ pub fn ed25519_private_key(seed: &[u8]) -> Result<KeyPair> {
     pair_from_ed25519(ed)
 }
 
+/// `CKA_EC_POINT` as the standard stores it: the point (or Ed25519 key) in a DER OCTET STRING.
+pub fn ec_point_attribute(point: &[u8]) -> Vec<u8> {
+    der::element(TAG_OCTET_STRING, &[point]).to_vec()
+}
+
 /// The point inside `CKA_EC_POINT`: `expected` bytes, bare or in a DER OCTET STRING. A bare
 /// uncompressed point also starts with 04, so its length decides.
 fn point_content(ec_point: &[u8], expected: usize) -> Result<&[u8]> {
@@ -204,6 +209,14 @@ mod tests {
         for value in [vec![0u8; 32], vec![0xff; 32], vec![1; 33]] {
             assert!(matches!(ec_private_key(EcCurve::P256, &value), Err(CryptoError::KeyEncodingInvalid(_))));
         }
+    }
+
+    #[test]
+    fn ec_point_attribute_lengths() {
+        assert_eq!(ec_point_attribute(&[1, 2]), vec![4, 2, 1, 2]);
+        assert_eq!(&ec_point_attribute(&[0; 133])[..3], &[4, 0x81, 133]);
+        assert_eq!(&ec_point_attribute(&[0; 300])[..4], &[4, 0x82, 1, 44]);
+        assert_eq!(point_content(&ec_point_attribute(&p256_point()), 65), Ok(&p256_point()[..]));
     }
 
     #[test]
