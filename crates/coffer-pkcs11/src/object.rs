@@ -13,11 +13,14 @@ use crate::error::{P11Error, Result, fail};
 use crate::import;
 use crate::state::{Library, P11Session, Repeat};
 
+/// What a template says of `CKA_TOKEN`: `None` when it does not say.
+fn asks_token(template: &[InAttribute]) -> Option<bool> {
+    attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).map(|v| v == [CK_TRUE])
+}
+
 /// Refuses a write of token objects in a read-only session (`CKR_SESSION_READ_ONLY`).
 pub fn check_writable(s: &P11Session, template: &[InAttribute]) -> Result<()> {
-    let token =
-        attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).is_some_and(|v| v == [CK_TRUE]);
-    if token && !s.read_write {
+    if asks_token(template) == Some(true) && !s.read_write {
         return fail(CKR_SESSION_READ_ONLY, "token objects are made in read/write sessions");
     }
     Ok(())
@@ -176,8 +179,7 @@ pub fn copy(
     let s = lib.session(session)?;
     check_writable(&s, template)?;
     let owner = lib.session_for(&s, object);
-    let asks_token = attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).map(|v| v == [CK_TRUE]);
-    if !s.read_write && asks_token.is_none() && is_token(lib, &owner, object)? {
+    if !s.read_write && asks_token(template).is_none() && is_token(lib, &owner, object)? {
         return fail(CKR_SESSION_READ_ONLY, "a copy of a token object is made in a read/write session");
     }
     let request = v1::CopyObjectRequest {
@@ -240,8 +242,7 @@ pub fn find_init(lib: &Library, session: CK_SESSION_HANDLE, template: &[InAttrib
         v1::FindObjectsRequest { session: Vec::new(), template: Some(attributes::to_wire(template)?) };
     let mut found: VecDeque<u64> =
         lib.on_node(&s, Repeat::Safe, |n| n.find_objects(request.clone()))?.handles.into();
-    let token_only =
-        attributes::find(template, CKA_TOKEN).and_then(InAttribute::raw).is_some_and(|v| v == [CK_TRUE]);
+    let token_only = asks_token(template) == Some(true);
     for (holder, held) in if token_only { Vec::new() } else { lib.other_holders(session) } {
         // A holder whose node is lost holds objects no session can use now: the search
         // goes on without them rather than failing for a node the caller does not use.
