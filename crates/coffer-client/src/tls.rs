@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use coffer_crypto::{HashAlg, Module};
 use hyper_util::rt::TokioIo;
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
@@ -38,6 +39,11 @@ pub enum ServerTrust<'a> {
     /// Accept exactly the certificate with this SHA-256 fingerprint (the bootstrap certificate
     /// an uninitialised node prints), `SHA256:` prefix and colons optional.
     Fingerprint(&'a str),
+    /// Accept the certificate with this fingerprint, or else a chain to the anchor(s) in this
+    /// PEM text: a joining node is reached by its bootstrap certificate until it has been
+    /// cloned, and by the certificate the cluster key gave it after (an interrupted AddHsm,
+    /// run again).
+    FingerprintOrAnchorPem { fingerprint: &'a str, anchor_pem: &'a [u8] },
 }
 
 /// A client certificate chain and its private key, both PEM, for mutual TLS.
@@ -108,7 +114,18 @@ pub fn rustls_client_config(
     let builder = match trust {
         ServerTrust::AnchorPem(pem) => builder.with_root_certificates(root_store(pem)?),
         ServerTrust::Fingerprint(fingerprint) => {
-            let verifier = PinnedServerVerifier::new(fingerprint)?;
+            let verifier = PinnedServerVerifier::new(fingerprint, None)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+        }
+        ServerTrust::FingerprintOrAnchorPem { fingerprint, anchor_pem } => {
+            let anchored =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(anchor_pem)?), provider())
+                    .build()
+                    .map_err(|e| ClientError::Credentials {
+                        path: ANCHOR_ORIGIN.into(),
+                        reason: format!("not usable as a trust anchor: {e}"),
+                    })?;
+            let verifier = PinnedServerVerifier::new(fingerprint, Some(anchored))?;
             builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
         }
     };
@@ -171,22 +188,24 @@ fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ClientError> {
 /// Accepts exactly one server certificate, named by its SHA-256 fingerprint: the bootstrap
 /// certificate of a node that is not initialised yet. The handshake signature is still checked
 /// against that certificate's key by the provider, so pinning replaces only the chain of trust,
-/// not the proof that the node holds the key.
+/// not the proof that the node holds the key. With `otherwise`, a certificate that is not the
+/// pinned one may still pass that verifier.
 #[derive(Debug)]
 struct PinnedServerVerifier {
     module: Module,
     fingerprint: [u8; 32],
+    otherwise: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
 }
 
 impl PinnedServerVerifier {
-    fn new(fingerprint: &str) -> Result<Self, ClientError> {
+    fn new(fingerprint: &str, otherwise: Option<Arc<WebPkiServerVerifier>>) -> Result<Self, ClientError> {
         let fingerprint = parse_fingerprint(fingerprint).map_err(|reason| ClientError::Config {
             path: Default::default(),
             key: "server_fingerprint".into(),
             reason,
         })?;
-        Ok(PinnedServerVerifier { module: Module::power_on(), fingerprint, provider: provider() })
+        Ok(PinnedServerVerifier { module: Module::power_on(), fingerprint, otherwise, provider: provider() })
     }
 }
 
@@ -194,19 +213,23 @@ impl ServerCertVerifier for PinnedServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen = self
             .module
             .digest(HashAlg::Sha256, end_entity.as_ref())
             .map_err(|e| rustls::Error::General(format!("cannot fingerprint the certificate: {e}")))?;
         if seen.as_slice() == self.fingerprint.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            return Ok(ServerCertVerified::assertion());
+        }
+        match &self.otherwise {
+            Some(anchored) => {
+                anchored.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
         }
     }
 

@@ -16,6 +16,11 @@
 //!   to the replication group as a learner (raft sends it the state, from a snapshot if the
 //!   log has been purged) and, once it has caught up, as a voter.
 //!
+//! An AddHsm cut short after the install (no quorum, a catch-up past the call's bound) is
+//! finished by running it again: the cloned joiner still offers itself until it votes, the
+//! source reaches it by its cluster-issued certificate, and a second install of the same
+//! cluster's secrets changes nothing.
+//!
 //! Membership changes run on the raft leader: a node that does not lead clones the new node
 //! itself and hands the change to the leader over the peer port (`ChangeMembership`), so an
 //! admin may ask any node.
@@ -27,15 +32,16 @@ use crate::raft::network::PeerError;
 use crate::raft::{Endpoints, MembershipChange, MembershipError, Raft};
 use coffer_audit::Opcode;
 use coffer_crypto::CryptoError;
-use coffer_hsm::{ClusterState, HsmError};
+use coffer_hsm::HsmError;
 use coffer_proto::v1;
 
 use crate::clone::{self, CloneBinding, CloneError, CloneOffer, CloneSecrets, WrappedClone};
 use crate::node::{Node, NodeError, node_presented};
 use crate::node_keys;
 
-/// How long a membership change may take, catch-up of a new node included.
-const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How much of the call's bound (`limits.request_timeout_secs`) a membership change leaves
+/// for its answer: the admin gets the change's own error, not the transport's timeout.
+const MEMBERSHIP_ANSWER_MARGIN: Duration = Duration::from_secs(1);
 /// How long the existing node waits for each call to the joining node.
 const JOINER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -104,7 +110,7 @@ impl Node {
     }
 
     fn offer(&self) -> Result<CloneOffer, NodeError> {
-        self.require_awaiting_clone()?;
+        self.joining()?;
         let keys = self.keys();
         Ok(CloneOffer {
             node_id: self.config().node_id.clone(),
@@ -137,7 +143,7 @@ impl Node {
         cluster_cert_pem: &str,
         trust_anchor_pem: &str,
     ) -> Result<(), NodeError> {
-        self.require_awaiting_clone()?;
+        let joining = self.joining()?;
         let module = self.module();
         let keys = self.keys();
         let spki = keys.identity.public_key().spki_der().to_vec();
@@ -146,6 +152,19 @@ impl Node {
         let cloned = keys
             .cloned(module, &secrets.cluster_key_pkcs8, &secrets.cluster_id)
             .map_err(|_| CloneError::Malformed("the cluster key does not parse"))?;
+        if joining == Joining::Cloned {
+            // Only a holder of this node's cluster key can wrap that key: the sender is of
+            // the same cluster, running an interrupted AddHsm again. Nothing changes.
+            let same = cloned.cluster_id == keys.cluster_id
+                && cloned.cluster.public_key().spki_der() == keys.cluster.public_key().spki_der();
+            return if same {
+                Ok(())
+            } else {
+                Err(NodeError::Hsm(HsmError::ClusterState(
+                    "this node has been cloned into another cluster already".into(),
+                )))
+            };
+        }
         let cluster_spki = cloned.cluster.public_key().spki_der().to_vec();
         let valid = crate::pki::validate_initialization(&cluster_spki, cluster_cert_pem, trust_anchor_pem)?;
         self.require_expected_anchor(&valid.trust_anchor_pem)?;
@@ -194,7 +213,7 @@ impl Node {
         }
         let raft =
             self.raft().ok_or_else(|| NodeError::Internal("replication has not started".into()))?.clone();
-        let mut joiner = connect_pinned(address, fingerprint)?;
+        let mut joiner = connect_pinned(address, fingerprint, &self.cluster_certificate()?)?;
         let offer = call(address, joiner.clone_offer(request(v1::CloneOfferRequest {}))).await?;
         let offer = CloneOffer {
             node_id: offer.node_id,
@@ -208,8 +227,9 @@ impl Node {
                 offer.client_address
             },
         };
+        // A learner is a node an interrupted AddHsm left behind: adding it again finishes.
         let members = raft.metrics().borrow().membership_config.membership().clone();
-        if members.get_node(&offer.raft_id).is_some() || offer.raft_id == 0 {
+        if members.voter_ids().any(|v| v == offer.raft_id) || offer.raft_id == 0 {
             return Err(NodeError::Hsm(HsmError::ClusterState(format!(
                 "the node at {address} (raft id {}) is a member of the cluster already",
                 offer.raft_id
@@ -232,7 +252,11 @@ impl Node {
         let endpoints = Endpoints { peer_addr: offer.peer_addr, client_addr: offer.client_addr };
         let change = MembershipChange::Add { raft_id: offer.raft_id, endpoints: endpoints.clone() };
         self.run_membership_change(&raft, &change).await.map_err(|e| match e {
-            NodeError::NoQuorum(reason) => NodeError::NoQuorum(format!("adding {}: {reason}", offer.node_id)),
+            NodeError::NoQuorum(reason) => NodeError::NoQuorum(format!(
+                "adding {}: {reason}; it holds the cluster's secrets now, so run AddHsm for it again \
+                 once the cluster has a quorum",
+                offer.node_id
+            )),
             other => other,
         })?;
         Ok(AddedHsm { node_id: offer.node_id, raft_id: offer.raft_id, endpoints })
@@ -272,7 +296,7 @@ impl Node {
         let cluster = hsm.state().cluster();
         let (Some(cert), Some(anchor)) = (cluster.certificate_pem.clone(), cluster.trust_anchor_pem.clone())
         else {
-            return Err(NodeError::Hsm(HsmError::ClusterState("the cluster is not initialised".into())));
+            return Err(not_initialised());
         };
         let secrets = CloneSecrets {
             domain: coffer_store::DomainKey::import_from_clone(&hsm.domain_key().export_for_clone())
@@ -301,31 +325,51 @@ impl Node {
         ))))
     }
 
-    fn require_awaiting_clone(&self) -> Result<(), NodeError> {
+    /// Where this node is in being added: waiting for a clone, or cloned by an AddHsm that
+    /// did not finish (it is no voter yet). Any other node refuses cloning.
+    fn joining(&self) -> Result<Joining, NodeError> {
         if self.awaiting_clone()? {
-            return Ok(());
+            return Ok(Joining::AwaitingClone);
         }
+        let raft_id = self.keys().raft_id;
+        let voter = self.raft().is_some_and(|raft| {
+            raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == raft_id)
+        });
         let why = if !self.config().join {
             "this node was not started to join a cluster (join = false)".to_owned()
-        } else if self.cluster_state() != ClusterState::Uninitialized {
-            format!("this node is {} already", self.cluster_state().name())
+        } else if voter {
+            format!("this node is a voting member of its cluster already ({})", self.cluster_state().name())
         } else {
-            "this node has been cloned into a cluster already".to_owned()
+            return Ok(Joining::Cloned);
         };
         Err(NodeError::Hsm(HsmError::ClusterState(why)))
     }
 
+    /// The cluster certificate (PEM), which issues every node's certificate.
+    fn cluster_certificate(&self) -> Result<String, NodeError> {
+        self.hsm().state().cluster().certificate_pem.clone().ok_or_else(not_initialised)
+    }
+
     /// Runs a membership change on the leader: here if this node leads, else handed to the
     /// leader over the peer port; while there is no leader (an election), asks again.
+    /// The whole change, catch-up of a new node included, is bounded by the call's own bound.
     async fn run_membership_change(&self, raft: &Raft, change: &MembershipChange) -> Result<(), NodeError> {
-        let deadline = tokio::time::Instant::now() + MEMBERSHIP_TIMEOUT;
+        let bound = self.config().limits.request_timeout.saturating_sub(MEMBERSHIP_ANSWER_MARGIN);
+        let bound = bound.max(MEMBERSHIP_ANSWER_MARGIN);
+        let deadline = tokio::time::Instant::now() + bound;
+        let late = || {
+            NodeError::NoQuorum(format!("the membership change did not commit within {} s", bound.as_secs()))
+        };
         loop {
             let metrics = raft.metrics().borrow().clone();
             let leader = metrics.current_leader;
             let outcome = if leader == Some(metrics.id) {
-                match crate::raft::change_membership(raft, change).await {
-                    Err(MembershipError::NotLeader) => None,
-                    done => Some(done.map_err(|e| NodeError::NoQuorum(e.to_string()))),
+                // openraft waits for the commit (and a learner's catch-up) without bound.
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match tokio::time::timeout(left, crate::raft::change_membership(raft, change)).await {
+                    Err(_) => Some(Err(late())),
+                    Ok(Err(MembershipError::NotLeader)) => None,
+                    Ok(done) => Some(done.map_err(|e| NodeError::NoQuorum(e.to_string()))),
                 }
             } else if let Some(addr) = leader.and_then(|id| {
                 metrics.membership_config.membership().get_node(&id).map(|n| n.peer_addr.clone())
@@ -347,7 +391,7 @@ impl Node {
             if tokio::time::Instant::now() >= deadline {
                 return Err(NodeError::NoQuorum(format!(
                     "no leader took the membership change within {} s",
-                    MEMBERSHIP_TIMEOUT.as_secs()
+                    bound.as_secs()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -378,6 +422,17 @@ impl Node {
     }
 }
 
+/// See [`Node::joining`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joining {
+    AwaitingClone,
+    Cloned,
+}
+
+fn not_initialised() -> NodeError {
+    NodeError::Hsm(HsmError::ClusterState("the cluster is not initialised".into()))
+}
+
 fn request<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(JOINER_CALL_TIMEOUT);
@@ -400,17 +455,23 @@ async fn call<T>(
     }
 }
 
-/// A client of the joining node's gRPC service that accepts only the certificate with
-/// `fingerprint` (its bootstrap certificate, which the admin read off the node).
+/// A client of the joining node's gRPC service that accepts the certificate with
+/// `fingerprint` (its bootstrap certificate, which the admin read off the node) or, once an
+/// earlier AddHsm has cloned it, a certificate issued by this cluster's key (`cluster_cert_pem`).
 fn connect_pinned(
     address: &str,
     fingerprint: &str,
+    cluster_cert_pem: &str,
 ) -> Result<coffer_proto::HsmClient<tonic::transport::Channel>, NodeError> {
     let bad = |reason: String| NodeError::BadRequest(format!("address {address:?}: {reason}"));
     let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("not host:port".into()))?;
     let port: u16 = port.parse().map_err(|_| bad(format!("bad port {port:?}")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let tls = coffer_client::rustls_client_config(coffer_client::ServerTrust::Fingerprint(fingerprint), None)
+    let trust = coffer_client::ServerTrust::FingerprintOrAnchorPem {
+        fingerprint,
+        anchor_pem: cluster_cert_pem.as_bytes(),
+    };
+    let tls = coffer_client::rustls_client_config(trust, None)
         .map_err(|e| NodeError::BadRequest(format!("fingerprint {fingerprint:?}: {e}")))?;
     let connector = coffer_client::NodeConnector::new(host, port, tls).map_err(|e| bad(e.to_string()))?;
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))

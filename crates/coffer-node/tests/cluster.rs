@@ -25,7 +25,11 @@ struct Founded {
 }
 
 async fn found(dirs: &Dirs) -> Founded {
-    let node = start(dirs.config("", &[])).await;
+    found_with(dirs, &[]).await
+}
+
+async fn found_with(dirs: &Dirs, flags: &[&str]) -> Founded {
+    let node = start(dirs.config("", flags)).await;
     let mut boot = connect_pinned(&node).await;
     let csr = boot.get_cluster_csr(v1::GetClusterCsrRequest {}).await.expect("csr").into_inner().csr_pem;
     let ca = DevCa::create(&Module::power_on(), "cluster-test-owner").expect("CA");
@@ -260,6 +264,95 @@ async fn add_and_restart() {
 
     drop((alice_first, alice_second, pinned));
     first.node.shutdown().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_add_hsm_cut_short_by_a_lost_quorum_is_finished_by_running_it_again() {
+    tokio::time::timeout(Duration::from_secs(180), add_again_after_a_lost_quorum())
+        .await
+        .expect("the scenario finished in time");
+}
+
+async fn add_again_after_a_lost_quorum() {
+    // A short call bound on the first node bounds its membership changes, so that a change
+    // that cannot commit fails in seconds.
+    let first_dirs = Dirs::new();
+    let mut first = found_with(&first_dirs, &["limits.request_timeout_secs=4"]).await;
+    let anchor = first.ca.cert_pem().to_owned();
+    let mut alice = connect_anchored(first.node.local_addr(), &anchor, None).await.expect("c");
+    let alice_session = login(&mut alice, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    let key = new_aes_key(&mut alice, &alice_session, "made-before").await;
+    let sealed = encrypt(&mut alice, &alice_session, key, b"kept").await.expect("encrypt");
+
+    // ---- Two voters; then the second stops, and the first alone has no quorum.
+    let second_dirs = Dirs::new();
+    let (listen, peer) =
+        (format!("listen=127.0.0.1:{}", free_port()), format!("peer_listen=127.0.0.1:{}", free_port()));
+    let second_config = || second_dirs.config_for("node-2", "join = true", &[listen.as_str(), peer.as_str()]);
+    let second = start(second_config()).await;
+    first.admin_client.add_hsm(add_request(&first.admin, &second)).await.expect("add the second node");
+    until_node_holds("the second node catching up", second.local_addr(), &anchor, 1).await;
+    second.shutdown().await.expect("stop the second node");
+
+    // ---- Adding a third node clones it, then cannot commit the membership change: the
+    // error names the lost quorum and says what to do.
+    let third_dirs = Dirs::new();
+    let third = start(third_dirs.config_for("node-3", "join = true", &[])).await;
+    let add_third = add_request(&first.admin, &third);
+    let cut = first.admin_client.add_hsm(add_third.clone()).await;
+    let Err(status) = cut else { panic!("the change committed without a quorum: {cut:?}") };
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("run AddHsm for it again"), "{status:?}");
+    assert_eq!(third.node().keys().cluster_id, first.node.node().keys().cluster_id, "cloned");
+
+    // The cloned node still offers itself, now under a certificate from the cluster key;
+    // another cluster's AddHsm reaches it under neither that nor its bootstrap certificate.
+    let mut reached = connect_with(
+        third.local_addr(),
+        coffer_client::rustls_client_config(coffer_client::ServerTrust::AnchorPem(anchor.as_bytes()), None)
+            .expect("tls"),
+    )
+    .await
+    .expect("c");
+    let offer = reached.clone_offer(v1::CloneOfferRequest {}).await.expect("offer").into_inner();
+    assert_eq!(offer.raft_id, third.node().keys().raft_id);
+    let other_dirs = Dirs::new();
+    let mut other = found(&other_dirs).await;
+    let foreign = other.admin_client.add_hsm(add_request(&other.admin, &third)).await;
+    assert!(matches!(&foreign, Err(s) if s.code() == Code::InvalidArgument), "{foreign:?}");
+    assert_eq!(third.node().keys().cluster_id, first.node.node().keys().cluster_id, "unchanged");
+
+    // ---- The quorum returns; running AddHsm again finishes: the third node votes and
+    // serves the cluster's keys.
+    let second = start(second_config()).await;
+    let member = loop {
+        match first.admin_client.add_hsm(add_third.clone()).await {
+            Ok(member) => break member.into_inner(),
+            // The first moments after the restart may still be an election.
+            Err(s) if s.code() == Code::Unavailable => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(other) => panic!("adding the third node again: {other:?}"),
+        }
+    };
+    assert_eq!(member.raft_id, third.node().keys().raft_id);
+    let info =
+        first.admin_client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("info").into_inner();
+    assert_eq!(info.hsms.iter().filter(|m| m.voter).count(), 3, "{info:?}");
+    until_node_holds("the third node catching up", third.local_addr(), &anchor, 1).await;
+    let mut alice_third = connect_anchored(third.local_addr(), &anchor, None).await.expect("c");
+    let on_third = login(&mut alice_third, "alice", v1::Role::CryptoUser, ALICE_PASSWORD).await;
+    assert_eq!(decrypt(&mut alice_third, &on_third, key, &sealed).await, b"kept");
+
+    // A voter offers no clone any more.
+    assert_refused(
+        reached.clone_offer(v1::CloneOfferRequest {}).await,
+        Code::FailedPrecondition,
+        "CKR_FUNCTION_REJECTED",
+    );
+
+    drop((alice, alice_third, reached));
+    for node in [third, second, other.node, first.node] {
+        node.shutdown().await.expect("stop");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
