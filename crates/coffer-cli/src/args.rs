@@ -607,6 +607,10 @@ pub struct UpArgs {
     /// Where the node serves /health and /metrics (default: the port after --listen's).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// With --listen on 0.0.0.0 or ::, the address the nodes give their peers and clients
+    /// (and put in their certificates); loopback when not given.
+    #[arg(long, value_name = "IP")]
+    pub advertise_ip: Option<std::net::IpAddr>,
     /// Replace a node that stays down this many seconds with a new one (3 nodes or more; 0:
     /// never, and a node exiting stops `coffer up`).
     #[arg(long, default_value_t = 30, value_name = "SECS")]

@@ -39,7 +39,7 @@ fn start_node(layout: &Layout) -> (Node, String) {
     std::fs::set_permissions(layout.seal_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let listen: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let metrics = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let ports = NodePorts { listen, metrics, peer: "127.0.0.1:0".parse().unwrap() };
+    let ports = NodePorts { listen, metrics, peer: "127.0.0.1:0".parse().unwrap(), advertise_ip: None };
     std::fs::write(layout.node_config(), node_config(layout, &ports, true)).unwrap();
     let mut child = Command::new(coffer_bin().with_file_name("cofferd"))
         .arg("--config")

@@ -547,6 +547,21 @@ fn coffer_up_runs_a_three_node_cluster_that_serves_keys_on_every_node() {
     let (listen, metrics) = (up.listen.clone(), up.metrics.clone());
     assert!(up.stop().success());
 
+    // Elsewhere the nodes would not find each other: a run on other addresses is refused
+    // before it starts anything, naming the addresses to use.
+    let moved = Command::new(common::coffer_bin())
+        .args(["up", "--dir"])
+        .arg(&dir)
+        .args(["--nodes", "3", "--listen", &format!("127.0.0.1:{}", common::free_port())])
+        .env("COFFER_DEV_FAST_KDF", "1")
+        .env_remove("COFFER_CONFIG")
+        .output()
+        .expect("run coffer up");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&moved.stdout), String::from_utf8_lossy(&moved.stderr));
+    assert!(!moved.status.success(), "{said}");
+    assert!(said.contains(&format!("first node on {listen}")) && said.contains("--listen"), "{said}");
+
     // A second run on the same addresses restarts the same three nodes, with no new clone.
     let again = Up::start_on(&dir, None, 3, listen, metrics, &[]);
     assert_eq!(again.ready["message"], "local cluster restarted");

@@ -11,6 +11,8 @@
 //! | `dev-ca.pem` | the local development CA's certificate: the cluster's trust anchor |
 //! | `admin-password` | the generated admin password (mode 0600), unless one was given |
 //! | `client.toml` | the client configuration (`COFFER_CONFIG=DIR/client.toml coffer …`) |
+//! | `members` | the node ids in the cluster, as the last run left them |
+//! | `endpoint` | the first node's client address the last run gave: a cluster of several nodes is always run on the same addresses |
 //!
 //! The development CA's private key is never written: it signs the cluster certificate once,
 //! at initialisation, and is dropped. A second run on the same directory finds the cluster
@@ -29,7 +31,7 @@
 //! for a cluster that holds real keys.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -119,6 +121,11 @@ impl Layout {
     pub fn members(&self) -> PathBuf {
         self.dir.join("members")
     }
+    /// The first node's client endpoint as the run that made the members gave it: nodes know
+    /// each other by the addresses `--listen` (and `--advertise-ip`) give.
+    pub fn endpoint_record(&self) -> PathBuf {
+        self.dir.join("endpoint")
+    }
     pub fn audit_log(&self) -> PathBuf {
         coffer_node::node::audit_paths(&self.data_dir()).0
     }
@@ -133,7 +140,10 @@ pub async fn run(args: &UpArgs) -> Result<Value> {
     let cofferd = cofferd_path()?;
     let layout = Layout { dir: absolute(&args.dir)? };
     prepare_dir(&layout)?;
-    let indexes = node_indexes(read_members(&layout)?, count);
+    let members = read_members(&layout)?;
+    let endpoint = node_ports(args, 0)?.endpoint();
+    check_endpoint(&layout, &members, count, &endpoint)?;
+    let indexes = node_indexes(members, count);
     let mut up = Up::new(layout.clone(), args, cofferd);
     let result = up.bring_up(&indexes).await;
     let summary = match result {
@@ -143,12 +153,36 @@ pub async fn run(args: &UpArgs) -> Result<Value> {
             return Err(e);
         }
     };
+    let record = layout.endpoint_record();
+    std::fs::write(&record, format!("{endpoint}\n")).map_err(|e| CliError::io("write", &record, e))?;
     announce(&summary);
     let outcome = up.supervise(summary).await;
     up.stop_all().await;
     outcome.map(
         |reason| json!({ "message": format!("stopped ({reason})"), "dir": layout.dir.display().to_string() }),
     )
+}
+
+/// Refuses to move a cluster of several nodes (or one about to get more) to other addresses:
+/// the replication group records each member's peer and client address, so nodes started on
+/// other ports would not find each other. A lone node may move.
+fn check_endpoint(layout: &Layout, members: &[usize], count: usize, endpoint: &str) -> Result<()> {
+    let path = layout.endpoint_record();
+    let recorded = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CliError::io("read", &path, e)),
+    };
+    if recorded == endpoint || members.is_empty() || (members.len() == 1 && count == 1) {
+        return Ok(());
+    }
+    Err(CliError::Up(format!(
+        "{} holds a cluster of {} node(s) whose members know each other at the addresses that put \
+         the first node on {recorded}; run with the --listen (and --advertise-ip) that give {recorded} \
+         again, not {endpoint}, or use another --dir",
+        layout.dir.display(),
+        members.len()
+    )))
 }
 
 /// The nodes to run: the members recorded by the last run, then new ones up to `count`.
@@ -196,7 +230,7 @@ fn node_ports(args: &UpArgs, index: usize) -> Result<NodePorts> {
     if index == 0 {
         let metrics = args.metrics_listen.unwrap_or_else(|| default_metrics(args.listen));
         let peer = default_peer(args.listen)?;
-        return Ok(NodePorts { listen: args.listen, metrics, peer });
+        return Ok(NodePorts { listen: args.listen, metrics, peer, advertise_ip: args.advertise_ip });
     }
     let stride = u16::try_from(index).ok().and_then(|i| i.checked_mul(PORT_STRIDE));
     let listen = stride.map_or(Err(()), |s| offset_port(args.listen.port(), s).map_err(drop));
@@ -207,6 +241,7 @@ fn node_ports(args: &UpArgs, index: usize) -> Result<NodePorts> {
         listen: at(listen),
         metrics: at(offset_port(listen, 1)?),
         peer: at(offset_port(listen, 2)?),
+        advertise_ip: args.advertise_ip,
     })
 }
 
@@ -251,12 +286,25 @@ fn default_peer(listen: SocketAddr) -> Result<SocketAddr> {
     Ok(SocketAddr::new(listen.ip(), port))
 }
 
-/// The three addresses a node listens on.
+/// The three addresses a node listens on, and the IP it gives others when it listens on
+/// every address.
 #[derive(Debug, Clone, Copy)]
 pub struct NodePorts {
     pub listen: SocketAddr,
     pub metrics: SocketAddr,
     pub peer: SocketAddr,
+    pub advertise_ip: Option<IpAddr>,
+}
+
+impl NodePorts {
+    /// Where clients reach the node, as cofferd advertises it (and names it in its
+    /// certificate): `listen`, or on 0.0.0.0 or :: the advertised IP (loopback by default).
+    pub fn endpoint(&self) -> String {
+        let ip = self.listen.ip();
+        let ip =
+            if ip.is_unspecified() { self.advertise_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])) } else { ip };
+        SocketAddr::new(ip, self.listen.port()).to_string()
+    }
 }
 
 /// Makes `DIR` and `DIR/seal` private to the user.
@@ -292,6 +340,9 @@ pub fn node_config_of(layout: &Layout, index: usize, ports: &NodePorts, fast_kdf
     table.insert("listen".into(), ports.listen.to_string().into());
     table.insert("metrics_listen".into(), ports.metrics.to_string().into());
     table.insert("peer_listen".into(), ports.peer.to_string().into());
+    if let Some(ip) = ports.advertise_ip {
+        table.insert("advertise_ip".into(), ip.to_string().into());
+    }
     if fast_kdf {
         table.insert("pbkdf2_iterations".into(), i64::from(FAST_KDF_ITERATIONS).into());
     }
@@ -612,6 +663,7 @@ mod tests {
             listen,
             metrics: "127.0.0.1:4001".parse().unwrap(),
             peer: default_peer(listen).unwrap(),
+            advertise_ip: None,
         };
         let text = node_config(&layout, &ports, true);
         let config =
@@ -664,6 +716,7 @@ mod tests {
             admin_password_file: None,
             listen: listen.parse().unwrap(),
             metrics_listen: metrics.map(|m| m.parse().unwrap()),
+            advertise_ip: None,
             replace_after: 30,
         }
     }
@@ -680,6 +733,40 @@ mod tests {
         assert_eq!(read_members(&layout).unwrap(), [0, 3, 4]);
         std::fs::write(layout.members(), "node-1\nnode-x\n").unwrap();
         assert!(read_members(&layout).unwrap_err().to_string().contains("node-x"));
+    }
+
+    #[test]
+    fn a_cluster_of_several_nodes_is_not_moved_to_other_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout { dir: dir.path().to_path_buf() };
+        // Nothing recorded yet: anything goes.
+        check_endpoint(&layout, &[0, 1, 2], 3, "127.0.0.1:5000").unwrap();
+        std::fs::write(layout.endpoint_record(), "127.0.0.1:4000\n").unwrap();
+        check_endpoint(&layout, &[0, 1, 2], 3, "127.0.0.1:4000").unwrap();
+        check_endpoint(&layout, &[], 3, "127.0.0.1:5000").unwrap();
+        check_endpoint(&layout, &[0], 1, "127.0.0.1:5000").unwrap();
+        for (members, count) in [(&[0, 1, 2][..], 3), (&[0][..], 3), (&[0, 4][..], 1)] {
+            let e = check_endpoint(&layout, members, count, "127.0.0.1:5000").unwrap_err().to_string();
+            assert!(e.contains("127.0.0.1:4000") && e.contains("not 127.0.0.1:5000"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_node_on_every_address_is_reached_at_its_advertised_ip() {
+        let mut up = args("0.0.0.0:4000", None, 2);
+        assert_eq!(node_ports(&up, 1).unwrap().endpoint(), "127.0.0.1:4010");
+        up.advertise_ip = Some("127.0.0.7".parse().unwrap());
+        let ports = node_ports(&up, 1).unwrap();
+        assert_eq!(ports.endpoint(), "127.0.0.7:4010");
+        assert_eq!(ports.listen.to_string(), "0.0.0.0:4010");
+        let text = node_config_of(&Layout { dir: PathBuf::from("/tmp/c") }, 1, &ports, true);
+        let config =
+            coffer_node::config::NodeConfig::from_sources("c.toml", &text, Vec::new(), &[] as &[&str])
+                .unwrap();
+        assert_eq!(config.advertise_ip, up.advertise_ip);
+        // A node on one address is reached there.
+        up.listen = "127.0.0.3:4000".parse().unwrap();
+        assert_eq!(node_ports(&up, 0).unwrap().endpoint(), "127.0.0.3:4000");
     }
 
     #[test]

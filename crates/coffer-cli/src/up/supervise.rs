@@ -61,7 +61,7 @@ impl<'a> Up<'a> {
         std::fs::write(&path, node_config_of(&self.layout, index, &ports, self.fast_kdf))
             .map_err(|e| CliError::io("write", &path, e))?;
         let process = NodeProcess::start(&self.cofferd, &path).await?;
-        let endpoint = ports.listen.to_string();
+        let endpoint = ports.endpoint();
         self.nodes.push(Running { index, endpoint, process, raft_id: 0, down_since: None });
         self.nodes.last_mut().ok_or_else(|| CliError::Up("no node".into()))
     }
