@@ -2,6 +2,9 @@
 //! loopback, when one node is lost: sessions that hold no session objects move to another
 //! node unseen (reads, crypto and writes go on); a session that holds session objects stays
 //! on its lost node and fails with `CKR_DEVICE_ERROR`; new sessions reach a node that answers.
+//! When a node comes back (or restarts) without its sessions, a session that held session
+//! objects there fails with `CKR_SESSION_HANDLE_INVALID`, and the others move at their next
+//! call, writes included (the node refused them, so nothing was applied).
 //!
 //! The client file names two of the three nodes (`discover = false`), so the sessions are
 //! placed on them in turn: the SDK opens each on the node with the least load, round-robin
@@ -43,9 +46,20 @@ fn library_path() -> PathBuf {
 }
 
 async fn start_node(dir: &Path, name: &str, join: bool) -> RunningNode {
+    start_node_on(dir, name, join, "127.0.0.1:0", "127.0.0.1:0").await
+}
+
+/// Restarts a stopped node on its store and its addresses, where the cluster knows it.
+async fn restart(dir: &Path, name: &str, join: bool, stopped: RunningNode) -> RunningNode {
+    let (listen, peer) = (stopped.local_addr().to_string(), stopped.peer_addr().to_string());
+    tokio::time::timeout(BOUND, stopped.shutdown()).await.expect("stopped in time").expect("stop");
+    start_node_on(dir, name, join, &listen, &peer).await
+}
+
+async fn start_node_on(dir: &Path, name: &str, join: bool, listen: &str, peer: &str) -> RunningNode {
     let text = format!(
-        "node_id = \"{name}\"\ndata_dir = \"{data}\"\nlisten = \"127.0.0.1:0\"\n\
-         metrics_listen = \"127.0.0.1:0\"\npeer_listen = \"127.0.0.1:0\"\njoin = {join}\n\
+        "node_id = \"{name}\"\ndata_dir = \"{data}\"\nlisten = \"{listen}\"\n\
+         metrics_listen = \"127.0.0.1:0\"\npeer_listen = \"{peer}\"\njoin = {join}\n\
          pbkdf2_iterations = 1000\n[seal]\nkey_file = \"{seal}\"\n",
         data = dir.join(name).join("data").display(),
         seal = dir.join(name).join("seal.key").display(),
@@ -105,6 +119,26 @@ async fn start_cluster(dir: &Path) -> Vec<RunningNode> {
     nodes
 }
 
+/// Waits until `node` reports an active cluster holding `count` token objects: restarted,
+/// it has caught up.
+async fn until_holds(dir: &Path, node: &RunningNode, count: u64) {
+    let mut config = ClientConfig::new(vec![node.local_addr().to_string()]);
+    config.trust_anchor = Some(dir.join("ca.pem"));
+    config.discover = false;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        if let Ok(client) = Client::connect(&config).await
+            && let Ok(info) = client.cluster_info().await
+            && info.state == v1::ClusterState::Active as i32
+            && info.token_objects == count
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} did not catch up in time", node.local_addr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn rv_of<T: std::fmt::Debug>(result: Result<T, Error>) -> RvError {
     match result {
         Err(Error::Pkcs11(rv, _)) => rv,
@@ -158,6 +192,7 @@ fn sessions_without_session_objects_move_off_a_lost_node() {
     }
 
     let lost = nodes.remove(0);
+    let (lost_listen, lost_peer) = (lost.local_addr().to_string(), lost.peer_addr().to_string());
     runtime
         .block_on(async { tokio::time::timeout(BOUND, lost.shutdown()).await.expect("stopped in time") })
         .expect("stop the first node");
@@ -179,6 +214,33 @@ fn sessions_without_session_objects_move_off_a_lost_node() {
     // A new session reaches the node that answers, logged in.
     let fresh = pkcs11.open_rw_session(slot).expect("a new session after the loss");
     round_trip(&fresh, shared).expect("a new session works");
+
+    // ---- The first node comes back: it has no sessions, so session 3 and its session key
+    // are gone for good (CKR_SESSION_HANDLE_INVALID: the application opens a new session).
+    let first = runtime.block_on(async {
+        let node = start_node_on(dir.path(), "node-1", false, &lost_listen, &lost_peer).await;
+        until_holds(dir.path(), &node, 3).await;
+        node
+    });
+    assert_eq!(rv_of(round_trip(&sessions[2], session_keys[0])), RvError::SessionHandleInvalid);
+
+    // ---- The second node restarts and forgets its sessions. Sessions 1 and 2 hold no session
+    // objects: each moves at its next call, and a write the node refused for the forgotten
+    // session is sent again on the new one. Session 4 and its session key are gone.
+    let second = nodes.remove(0);
+    nodes.insert(0, first);
+    let second = runtime.block_on(async {
+        let node = restart(dir.path(), "node-2", true, second).await;
+        until_holds(dir.path(), &node, 3).await;
+        node
+    });
+    nodes.push(second);
+    for (i, s) in sessions[..2].iter().enumerate() {
+        let made = aes_key(s, &format!("after-restart-{i}"), true);
+        round_trip(s, made).unwrap_or_else(|e| panic!("session {} after the restart: {e}", i + 1));
+        round_trip(s, shared).expect("the shared key");
+    }
+    assert_eq!(rv_of(round_trip(&sessions[3], session_keys[1])), RvError::SessionHandleInvalid);
 
     drop((fresh, sessions));
     pkcs11.finalize().expect("C_Finalize");
