@@ -6,6 +6,9 @@
 //! starts a replacement under a new node id, adds it (it is cloned and catches
 //! up), removes the dead member with DeleteHsm, and rewrites `client.toml` and `members`. The
 //! dead node's directory is left as it was; its data is useless elsewhere without its seal key.
+//! AddHsm is asked up to three times (one cut short is finished by asking again); a
+//! replacement still not added is stopped, taken out of the group if it got in as a learner,
+//! and the next attempt starts another.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,6 +28,10 @@ use crate::password;
 
 /// How often the supervisor looks at the nodes.
 const TICK: Duration = Duration::from_millis(500);
+/// How many times a replacement is asked to be added before it is given up, and the pause
+/// between attempts.
+const ADD_ATTEMPTS: usize = 3;
+const ADD_PAUSE: Duration = Duration::from_secs(2);
 /// The fewest nodes with which one may be replaced: the others must keep a quorum.
 const MIN_NODES_TO_REPLACE: usize = 3;
 
@@ -161,21 +168,34 @@ impl<'a> Up<'a> {
             .await?
             .ok_or_else(|| CliError::Up(format!("{} did not start waiting to be cloned", node_id(index))))?;
         let endpoint = self.nodes.last().map(|n| n.endpoint.clone()).unwrap_or_default();
-        if let Err(e) = self.add(summary, &endpoint, &fingerprint).await {
-            // Not in the cluster: stop it, so that the next attempt starts clean.
+        // AddHsm cut short after the clone is finished by asking again.
+        let mut added = self.add(summary, &endpoint, &fingerprint).await;
+        for _ in 1..ADD_ATTEMPTS {
+            if added.is_ok() {
+                break;
+            }
+            tokio::time::sleep(ADD_PAUSE).await;
+            added = self.add(summary, &endpoint, &fingerprint).await;
+        }
+        if let Err(e) = added {
+            // Not a voter: stop it and, if an attempt left it a learner, take it out of the
+            // group (a dead learner would count as unreachable for ever), so that the next
+            // attempt starts clean. Only a cloned node answers under the cluster's trust.
+            let learner = raft_id(&self.layout, &endpoint).await.ok();
             if let Some(mut new) = self.nodes.pop() {
                 new.process.stop().await;
             }
+            if let Some(id) = learner
+                && let Err(left) = self.delete(summary, id).await
+            {
+                eprintln!(
+                    "coffer up: {} could not be removed from the cluster, where it may be a learner: {left}",
+                    node_id(index)
+                );
+            }
             return Err(e);
         }
-        let mut ctx = self.admin_session(summary).await?;
-        let removed = ctx
-            .session()
-            .await?
-            .delete_hsm(DeleteHsmRequest { session: Vec::new(), raft_id: dead_raft_id })
-            .await;
-        ctx.close().await;
-        removed?;
+        self.delete(summary, dead_raft_id).await?;
         let new_raft_id = raft_id(&self.layout, &endpoint).await?;
         if let Some(node) = self.nodes.last_mut() {
             node.raft_id = new_raft_id;
@@ -208,6 +228,16 @@ impl<'a> Up<'a> {
         let added = ctx.session().await?.add_hsm(request).await;
         ctx.close().await;
         added?;
+        Ok(())
+    }
+
+    /// Removes the member `raft_id` from the cluster (DeleteHsm).
+    async fn delete(&self, summary: &Summary, raft_id: u64) -> Result<()> {
+        let mut ctx = self.admin_session(summary).await?;
+        let removed =
+            ctx.session().await?.delete_hsm(DeleteHsmRequest { session: Vec::new(), raft_id }).await;
+        ctx.close().await;
+        removed?;
         Ok(())
     }
 
