@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::error::{CryptoError, Result};
 use crate::key::{EcCurve, Key, KeyType, PrivateKey, SecretKey};
 use crate::keygen::GENERIC_SECRET_MAX;
-use crate::mechanism::{DeriveMechanism, HashAlg};
+use crate::mechanism::{DeriveMechanism, HashAlg, Sp800108Input};
 use crate::module::Module;
 
 impl Module {
@@ -49,8 +49,8 @@ impl Module {
             DeriveMechanism::Hkdf { hash, salt, info } => {
                 hkdf(secret(base, mechanism)?, *hash, salt, info, out_len)?
             }
-            DeriveMechanism::Sp800108Counter { prf, label, context } => {
-                sp800_108(secret(base, mechanism)?, *prf, label, context, out_len)?
+            DeriveMechanism::Sp800108Counter { prf, fixed } => {
+                sp800_108(secret(base, mechanism)?, *prf, fixed, out_len)?
             }
         };
         SecretKey::from_zeroizing(out, material)
@@ -193,20 +193,45 @@ fn hkdf(
 fn sp800_108(
     base: &SecretKey,
     prf: HashAlg,
-    label: &[u8],
-    context: &[u8],
+    parts: &[Sp800108Input],
     out_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let out_bits = u32::try_from(out_len * 8)
-        .map_err(|_| CryptoError::KeySizeRange(format!("{out_len} bytes is too long for SP 800-108")))?;
-    let mut fixed = Vec::with_capacity(label.len() + context.len() + 5);
-    fixed.extend_from_slice(label);
-    fixed.push(0x00);
-    fixed.extend_from_slice(context);
-    fixed.extend_from_slice(&out_bits.to_be_bytes());
+    let fixed = sp800_108_fixed(prf, parts, out_len)?;
     let mut out = Zeroizing::new(vec![0u8; out_len]);
     kbkdf_ctr_hmac(prf, base.expose_bytes(), &fixed, &mut out)?;
     Ok(out)
+}
+
+/// The fixed input the parts make for `out_len` bytes of output.
+fn sp800_108_fixed(prf: HashAlg, parts: &[Sp800108Input], out_len: usize) -> Result<Vec<u8>> {
+    let bad = |why: String| CryptoError::MechanismParamInvalid(format!("CKM_SP800_108_COUNTER_KDF: {why}"));
+    if parts.iter().filter(|p| matches!(p, Sp800108Input::DkmLength { .. })).count() > 1 {
+        return Err(bad("the DKM length appears once at most".into()));
+    }
+    let mut fixed = Vec::new();
+    for part in parts {
+        match part {
+            Sp800108Input::Bytes(bytes) => fixed.extend_from_slice(bytes),
+            Sp800108Input::DkmLength { width_bits, little_endian, of_segments } => {
+                let block = prf.output_len();
+                let bytes = if *of_segments { out_len.div_ceil(block) * block } else { out_len };
+                let bits = u64::try_from(bytes).ok().and_then(|b| b.checked_mul(8)).unwrap_or(u64::MAX);
+                let width = match width_bits {
+                    8 | 16 | 32 | 64 => (*width_bits / 8) as usize,
+                    other => return Err(bad(format!("a DKM length {other} bits wide (8, 16, 32 or 64)"))),
+                };
+                if width < 8 && bits >> (8 * width) != 0 {
+                    return Err(bad(format!(
+                        "a DKM length of {bits} bits does not fit in {width_bits} bits"
+                    )));
+                }
+                let encoded = if *little_endian { bits.to_le_bytes() } else { bits.to_be_bytes() };
+                let kept = if *little_endian { &encoded[..width] } else { &encoded[8 - width..] };
+                fixed.extend_from_slice(kept);
+            }
+        }
+    }
+    Ok(fixed)
 }
 
 /// The SP 800-108 counter-mode KDF as aws-lc-rs runs it: each block is
@@ -252,9 +277,44 @@ mod tests {
 
     /// The mechanism's fixed input is `label || 0x00 || context || [L]_32`.
     #[test]
+    fn sp800_108_encodes_the_dkm_length_as_asked() {
+        let dkm = |width_bits, little_endian, of_segments| Sp800108Input::DkmLength {
+            width_bits,
+            little_endian,
+            of_segments,
+        };
+        let fixed = |parts: &[Sp800108Input], len| sp800_108_fixed(HashAlg::Sha256, parts, len);
+        // 40 bytes: 320 bits; two SHA-256 blocks of segments, 512 bits.
+        assert_eq!(fixed(&[dkm(16, false, false)], 40).unwrap(), [0x01, 0x40]);
+        assert_eq!(fixed(&[dkm(16, true, false)], 40).unwrap(), [0x40, 0x01]);
+        assert_eq!(fixed(&[dkm(32, false, true)], 40).unwrap(), [0, 0, 0x02, 0x00]);
+        assert_eq!(fixed(&[dkm(64, true, false)], 40).unwrap(), [0x40, 0x01, 0, 0, 0, 0, 0, 0]);
+        let parts =
+            [Sp800108Input::Bytes(b"ab".to_vec()), dkm(8, false, false), Sp800108Input::Bytes(vec![])];
+        assert_eq!(fixed(&parts, 16).unwrap(), [b'a', b'b', 128]);
+        // 320 bits do not fit in 8; widths are whole bytes up to 64; one DKM length at most.
+        for parts in [vec![dkm(8, false, false)], vec![dkm(24, false, false)], vec![dkm(32, false, false); 2]]
+        {
+            assert!(matches!(fixed(&parts, 40), Err(CryptoError::MechanismParamInvalid(_))), "{parts:?}");
+        }
+        // The usual layout is label || 0x00 || context || [L]_32.
+        let DeriveMechanism::Sp800108Counter { fixed: parts, .. } =
+            DeriveMechanism::sp800_108_counter(HashAlg::Sha256, b"L", b"C")
+        else {
+            unreachable!()
+        };
+        assert_eq!(fixed(&parts, 16).unwrap(), [b'L', 0, b'C', 0, 0, 0, 128]);
+    }
+
+    #[test]
     fn sp800_108_builds_the_documented_fixed_input() {
         let base = SecretKey::from_bytes(KeyType::GenericSecret, &[5; 32]).unwrap();
-        let derived = sp800_108(&base, HashAlg::Sha384, b"L", b"C", 40).unwrap();
+        let DeriveMechanism::Sp800108Counter { fixed, .. } =
+            DeriveMechanism::sp800_108_counter(HashAlg::Sha384, b"L", b"C")
+        else {
+            unreachable!()
+        };
+        let derived = sp800_108(&base, HashAlg::Sha384, &fixed, 40).unwrap();
         let mut expected = [0u8; 40];
         kbkdf_ctr_hmac(HashAlg::Sha384, &[5; 32], &[b'L', 0, b'C', 0, 0, 1, 0x40], &mut expected).unwrap();
         assert_eq!(derived.as_slice(), expected.as_slice());

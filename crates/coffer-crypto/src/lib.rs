@@ -56,6 +56,9 @@
 //!   where X9.63 hashes `Z || counter || info` (the published vector shows they differ). Only
 //!   `CKD_NULL`, the raw shared secret, is offered. ECDH on secp256k1: `CurveNotSupported`.
 //! - HKDF with SHA-224 and the SP 800-108 counter KDF with HMAC-SHA-1: `MechanismInvalid`.
+//!   SP 800-108 counts with a 32-bit big-endian counter before the fixed input, the one
+//!   layout aws-lc-rs runs; the fixed input itself is free ([`Sp800108Input`]). The feedback
+//!   and double-pipeline modes are not offered.
 //! - Truncated MACs (`CKM_SHA*_HMAC_GENERAL`, `CKM_AES_CMAC_GENERAL`): not in
 //!   [`SignMechanism`]; HMAC and CMAC are full length.
 #![forbid(unsafe_code)]
@@ -86,7 +89,8 @@ pub use key::{EcCurve, Key, KeyClass, KeyPair, KeySpec, KeyType, PrivateKey, Pub
 pub use keygen::GENERIC_SECRET_MAX;
 pub use keygen_asym::RSA_GENERATE_BITS;
 pub use mechanism::{
-    CipherMechanism, DeriveMechanism, GcmParams, HashAlg, OaepParams, SignMechanism, WrapMechanism,
+    CipherMechanism, DeriveMechanism, GcmParams, HashAlg, OaepParams, SignMechanism, Sp800108Input,
+    WrapMechanism,
 };
 pub use module::{Module, SelfTest};
 pub use password::{DEFAULT_PBKDF2_ITERATIONS, PasswordHash};

@@ -214,12 +214,38 @@ pub enum DeriveMechanism {
     /// `CKM_HKDF_DERIVE` (RFC 5869): extract and expand.
     Hkdf { hash: HashAlg, salt: Vec<u8>, info: Vec<u8> },
     /// `CKM_SP800_108_COUNTER_KDF` with an HMAC PRF (SHA-224 to SHA-512): block `i` is
-    /// `HMAC(key, [i]_32 || label || 0x00 || context || [L]_32)`, `i` counting from 1 as a
-    /// 32-bit big-endian counter, `L` the output length in bits (OpenSSL's KBKDF layout).
-    Sp800108Counter { prf: HashAlg, label: Vec<u8>, context: Vec<u8> },
+    /// `HMAC(key, [i]_32 || fixed)`, `i` counting from 1 as a 32-bit big-endian counter (the
+    /// one counter aws-lc-rs runs), `fixed` the parts in order.
+    /// [`DeriveMechanism::sp800_108_counter`] makes the usual `label || 0x00 || context ||
+    /// [L]_32` layout.
+    Sp800108Counter { prf: HashAlg, fixed: Vec<Sp800108Input> },
+}
+
+/// One part of SP 800-108's fixed input, after the counter (PKCS#11's `CK_PRF_DATA_PARAM`
+/// other than the iteration variable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sp800108Input {
+    /// Bytes as given: a label, a separator, a context (`CK_SP800_108_BYTE_ARRAY`).
+    Bytes(Vec<u8>),
+    /// The length in bits of the derived key material (`CK_SP800_108_DKM_LENGTH`), 8, 16, 32
+    /// or 64 bits wide: the key's length, or with `of_segments` the PRF output it is cut from
+    /// (whole blocks).
+    DkmLength { width_bits: u32, little_endian: bool, of_segments: bool },
 }
 
 impl DeriveMechanism {
+    /// SP 800-108 counter mode over `label || 0x00 || context || [L]_32` (big-endian), the
+    /// layout SP 800-108 suggests and OpenSSL's KBKDF uses.
+    pub fn sp800_108_counter(prf: HashAlg, label: &[u8], context: &[u8]) -> Self {
+        let fixed = vec![
+            Sp800108Input::Bytes(label.to_vec()),
+            Sp800108Input::Bytes(vec![0x00]),
+            Sp800108Input::Bytes(context.to_vec()),
+            Sp800108Input::DkmLength { width_bits: 32, little_endian: false, of_segments: false },
+        ];
+        Self::Sp800108Counter { prf, fixed }
+    }
+
     /// The PKCS#11 mechanism name.
     pub fn ckm_name(&self) -> &'static str {
         match self {

@@ -392,11 +392,11 @@ fn digest_random_and_derive() {
         .with(Attribute::ulong(AttributeType::KeyType, 0x1F))
         .with(Attribute::ulong(AttributeType::ValueLen, 32))
         .with(Attribute::bool(AttributeType::Encrypt, true));
-    let mechanism = coffer_crypto::DeriveMechanism::Sp800108Counter {
-        prf: coffer_crypto::HashAlg::Sha256,
-        label: b"label".to_vec(),
-        context: b"context".to_vec(),
-    };
+    let mechanism = coffer_crypto::DeriveMechanism::sp800_108_counter(
+        coffer_crypto::HashAlg::Sha256,
+        b"label",
+        b"context",
+    );
     let p = node.hsm.prepare_derive(alice, handles[0], &mechanism, &derived_template);
     assert!(matches!(node.run(p), Ok(Outcome::ObjectsCreated { .. })), "derive");
     assert_eq!(node.journal.events.last().map(|e| e.opcode), Some(Opcode::CN_DERIVE_KEY));

@@ -13,7 +13,7 @@
 
 use coffer_crypto::{
     CipherMechanism, CryptoError, DeriveMechanism, EcCurve, GcmParams, HashAlg, KeySpec, KeyType, OaepParams,
-    SignMechanism, WrapMechanism,
+    SignMechanism, Sp800108Input, WrapMechanism,
 };
 use coffer_hsm::error::{ckr, ckr_name};
 use coffer_hsm::{AttrRead, Attribute, AttributeType, AttributeValue, HsmError, Role, Template};
@@ -389,12 +389,35 @@ pub fn derive_mechanism(mechanism: Option<v1::DeriveMechanism>) -> Result<Derive
             public_value: p.public_value,
         },
         M::Hkdf(p) => DeriveMechanism::Hkdf { hash: hash_from_wire(p.hash)?, salt: p.salt, info: p.info },
-        M::Sp800108Counter(p) => DeriveMechanism::Sp800108Counter {
-            prf: hash_from_wire(p.prf)?,
-            label: p.label,
-            context: p.context,
-        },
+        M::Sp800108Counter(p) => sp800_108(p)?,
     })
+}
+
+fn sp800_108(p: v1::Sp800108Params) -> Result<DeriveMechanism, NodeError> {
+    use v1::sp800108_input::Part;
+    let prf = hash_from_wire(p.prf)?;
+    if p.fixed_input.is_empty() {
+        return Ok(DeriveMechanism::sp800_108_counter(prf, &p.label, &p.context));
+    }
+    if !p.label.is_empty() || !p.context.is_empty() {
+        return Err(NodeError::BadRequest(
+            "SP 800-108: a fixed input or a label and context, not both".into(),
+        ));
+    }
+    let fixed = p
+        .fixed_input
+        .into_iter()
+        .map(|input| match input.part {
+            Some(Part::Bytes(bytes)) => Ok(Sp800108Input::Bytes(bytes)),
+            Some(Part::DkmLength(d)) => Ok(Sp800108Input::DkmLength {
+                width_bits: d.width_bits,
+                little_endian: d.little_endian,
+                of_segments: d.sum_of_segments,
+            }),
+            None => Err(NodeError::BadRequest("SP 800-108: a fixed input part without a value".into())),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(DeriveMechanism::Sp800108Counter { prf, fixed })
 }
 
 /// A length the client asks for, bounded so that a request cannot make the node allocate
@@ -410,6 +433,37 @@ pub fn bounded_len(len: u32, max: usize, what: &str) -> Result<usize, NodeError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sp800_108_takes_a_label_and_context_or_a_fixed_input() {
+        use v1::sp800108_input::Part;
+        let wire = |label: &[u8], fixed_input: Vec<v1::Sp800108Input>| {
+            let params = v1::Sp800108Params {
+                prf: v1::HashAlg::Sha256 as i32,
+                label: label.to_vec(),
+                context: b"C".to_vec(),
+                fixed_input,
+            };
+            use v1::derive_mechanism::Mechanism as M;
+            derive_mechanism(Some(v1::DeriveMechanism { mechanism: Some(M::Sp800108Counter(params)) }))
+        };
+        assert_eq!(
+            wire(b"L", vec![]).unwrap(),
+            DeriveMechanism::sp800_108_counter(HashAlg::Sha256, b"L", b"C")
+        );
+        let part = |part| v1::Sp800108Input { part };
+        let both = wire(b"L", vec![part(Some(Part::Bytes(b"x".to_vec())))]);
+        assert!(matches!(both, Err(NodeError::BadRequest(_))), "{both:?}");
+        let context_only = v1::Sp800108Params {
+            prf: v1::HashAlg::Sha256 as i32,
+            fixed_input: vec![part(Some(Part::Bytes(b"x".to_vec()))), part(None)],
+            ..Default::default()
+        };
+        use v1::derive_mechanism::Mechanism as M;
+        let empty_part =
+            derive_mechanism(Some(v1::DeriveMechanism { mechanism: Some(M::Sp800108Counter(context_only)) }));
+        assert!(matches!(empty_part, Err(NodeError::BadRequest(_))), "{empty_part:?}");
+    }
 
     fn rv(status: &Status) -> (Code, String, String) {
         let get = |k: &str| status.metadata().get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();

@@ -17,6 +17,10 @@
 //! - PIN `user:password`; `CKU_USER` is a crypto-user, `CKU_SO` an admin. Login is per
 //!   application ([`session`]).
 //! - Multi-part operations are buffered and sent at `Final` ([`operation`]).
+//! - `C_DeriveKey`: `CKM_ECDH1_DERIVE` (`CKD_NULL`), `CKM_HKDF_DERIVE` (extract and expand)
+//!   and `CKM_SP800_108_COUNTER_KDF` with the iteration variable first as a 32-bit big-endian
+//!   counter, any byte arrays and one DKM length after it, and no additional derived keys
+//!   ([`mechanism`]).
 //! - Session objects live in the node session of the PKCS#11 session that made them; the
 //!   application's other sessions find them (`C_FindObjectsInit` searches there too) and use
 //!   them, and they end with their session.

@@ -42,6 +42,21 @@ pub enum Param {
         salt: Vec<u8>,
         info: Vec<u8>,
     },
+    /// `CK_SP800_108_KDF_PARAMS`, its data parameters in order.
+    Kbkdf { prf: CK_MECHANISM_TYPE, inputs: Vec<KbkdfInput>, additional_keys: CK_ULONG },
+}
+
+/// One `CK_PRF_DATA_PARAM` of an SP 800-108 derivation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KbkdfInput {
+    /// `CK_SP800_108_ITERATION_VARIABLE`, with its `CK_SP800_108_COUNTER_FORMAT`.
+    Iteration { little_endian: bool, width_bits: CK_ULONG },
+    /// `CK_SP800_108_OPTIONAL_COUNTER` (the feedback and double-pipeline modes').
+    Counter,
+    /// `CK_SP800_108_DKM_LENGTH`, with its `CK_SP800_108_DKM_LENGTH_FORMAT`.
+    DkmLength { method: CK_ULONG, little_endian: bool, width_bits: CK_ULONG },
+    /// `CK_SP800_108_BYTE_ARRAY`.
+    Bytes(Vec<u8>),
 }
 
 /// The C structure a mechanism's parameter has.
@@ -55,6 +70,7 @@ pub enum Shape {
     Ctr,
     Ecdh,
     Hkdf,
+    Kbkdf,
 }
 
 /// The parameter shape of a mechanism type. Unknown mechanisms have none (they are refused
@@ -73,6 +89,7 @@ pub fn shape(ty: CK_MECHANISM_TYPE) -> Shape {
         CKM_AES_CTR => Shape::Ctr,
         CKM_ECDH1_DERIVE => Shape::Ecdh,
         CKM_HKDF_DERIVE => Shape::Hkdf,
+        CKM_SP800_108_COUNTER_KDF => Shape::Kbkdf,
         _ => Shape::None,
     }
 }
@@ -92,8 +109,8 @@ const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
 /// Every mechanism offered, with its key sizes (bits for RSA and EC, bytes for AES and
 /// generic secrets) and flags. Only what `coffer-crypto` does: e.g. `CKM_SHA1_RSA_PKCS` and
-/// verification only, no `CKM_SHA224_RSA_PKCS*`, no `CKM_SP800_108_COUNTER_KDF` (its
-/// `CK_SP800_108_KDF_PARAMS` data-parameter list is not mapped yet).
+/// verification only, no `CKM_SHA224_RSA_PKCS*`; `CKM_SP800_108_COUNTER_KDF` with the
+/// counter first, 32-bit big-endian, and no additional derived keys (see [`derive_mechanism`]).
 pub const MECHANISMS: &[(CK_MECHANISM_TYPE, (CK_ULONG, CK_ULONG), CK_FLAGS)] = &[
     (CKM_RSA_PKCS_KEY_PAIR_GEN, RSA_GEN, CKF_GENERATE_KEY_PAIR),
     (CKM_EC_KEY_PAIR_GEN, EC_BITS, CKF_GENERATE_KEY_PAIR | EC_FLAGS),
@@ -137,6 +154,7 @@ pub const MECHANISMS: &[(CK_MECHANISM_TYPE, (CK_ULONG, CK_ULONG), CK_FLAGS)] = &
     (CKM_AES_KEY_WRAP, AES_BYTES, WU),
     (CKM_AES_KEY_WRAP_KWP, AES_BYTES, WU),
     (CKM_HKDF_DERIVE, SECRET_BYTES, CKF_DERIVE),
+    (CKM_SP800_108_COUNTER_KDF, SECRET_BYTES, CKF_DERIVE),
 ];
 
 /// `CK_MECHANISM_INFO` of one mechanism, or `CKR_MECHANISM_INVALID`.
@@ -346,7 +364,10 @@ pub fn derive_mechanism(m: &Mechanism) -> Result<v1::DeriveMechanism> {
             };
             M::Hkdf(v1::HkdfParams { hash: hash_param(*prf)?, salt, info: info.clone() })
         }
-        (_, CKM_ECDH1_DERIVE | CKM_HKDF_DERIVE) => {
+        (Param::Kbkdf { prf, inputs, additional_keys }, CKM_SP800_108_COUNTER_KDF) => {
+            M::Sp800108Counter(kbkdf(*prf, inputs, *additional_keys)?)
+        }
+        (_, CKM_ECDH1_DERIVE | CKM_HKDF_DERIVE | CKM_SP800_108_COUNTER_KDF) => {
             return fail(CKR_MECHANISM_PARAM_INVALID, "missing derivation parameters");
         }
         (_, other) => {
@@ -354,6 +375,63 @@ pub fn derive_mechanism(m: &Mechanism) -> Result<v1::DeriveMechanism> {
         }
     };
     Ok(v1::DeriveMechanism { mechanism: Some(mechanism) })
+}
+
+/// `CKM_SP800_108_COUNTER_KDF`'s parameters on the wire. aws-lc-rs runs one layout of
+/// counter mode: a 32-bit big-endian counter before the fixed input, so the iteration
+/// variable must come first in that format; the other data parameters (byte arrays and at
+/// most one DKM length) make the fixed input in order. Additional derived keys are not
+/// offered. Anything else is `CKR_MECHANISM_PARAM_INVALID`.
+fn kbkdf(
+    prf: CK_MECHANISM_TYPE,
+    inputs: &[KbkdfInput],
+    additional_keys: CK_ULONG,
+) -> Result<v1::Sp800108Params> {
+    use v1::sp800108_input::Part;
+    let invalid = |why: &str| fail(CKR_MECHANISM_PARAM_INVALID, format!("CKM_SP800_108_COUNTER_KDF: {why}"));
+    if additional_keys != 0 {
+        return invalid("additional derived keys are not offered");
+    }
+    let prf = match prf {
+        CKM_SHA224_HMAC => v1::HashAlg::Sha224,
+        CKM_SHA256_HMAC => v1::HashAlg::Sha256,
+        CKM_SHA384_HMAC => v1::HashAlg::Sha384,
+        CKM_SHA512_HMAC => v1::HashAlg::Sha512,
+        _ => {
+            return invalid(
+                "the PRF is CKM_SHA224_HMAC, CKM_SHA256_HMAC, CKM_SHA384_HMAC or CKM_SHA512_HMAC",
+            );
+        }
+    };
+    let Some((KbkdfInput::Iteration { little_endian: false, width_bits: 32 }, rest)) = inputs.split_first()
+    else {
+        return invalid("the iteration variable comes first, a 32-bit big-endian counter");
+    };
+    let mut fixed_input = Vec::with_capacity(rest.len().max(1));
+    for input in rest {
+        let part = match input {
+            KbkdfInput::Bytes(bytes) => Part::Bytes(bytes.clone()),
+            KbkdfInput::DkmLength { method, little_endian, width_bits } => {
+                let sum_of_segments = match *method {
+                    CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS => false,
+                    CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS => true,
+                    _ => return invalid("the DKM length method is SUM_OF_KEYS or SUM_OF_SEGMENTS"),
+                };
+                let width_bits = u32::try_from(*width_bits).unwrap_or(u32::MAX);
+                Part::DkmLength(v1::DkmLength { width_bits, little_endian: *little_endian, sum_of_segments })
+            }
+            KbkdfInput::Iteration { .. } => return invalid("one iteration variable"),
+            KbkdfInput::Counter => {
+                return invalid("CK_SP800_108_OPTIONAL_COUNTER is not used in counter mode");
+            }
+        };
+        fixed_input.push(v1::Sp800108Input { part: Some(part) });
+    }
+    // An empty list would mean the default layout on the wire: this is an empty fixed input.
+    if fixed_input.is_empty() {
+        fixed_input.push(v1::Sp800108Input { part: Some(Part::Bytes(Vec::new())) });
+    }
+    Ok(v1::Sp800108Params { prf: prf as i32, label: Vec::new(), context: Vec::new(), fixed_input })
 }
 
 #[cfg(test)]
@@ -374,6 +452,38 @@ mod tests {
         }
         assert_eq!(info(CKM_MD5).unwrap_err().rv, CKR_MECHANISM_INVALID);
         assert_eq!(require(CKM_SHA1_RSA_PKCS, CKF_SIGN).unwrap_err().rv, CKR_MECHANISM_INVALID);
+    }
+
+    #[test]
+    fn sp800_108_data_parameters_become_the_fixed_input_in_order() {
+        use v1::sp800108_input::Part;
+        let counter = KbkdfInput::Iteration { little_endian: false, width_bits: 32 };
+        let dkm = KbkdfInput::DkmLength {
+            method: CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS,
+            little_endian: true,
+            width_bits: 16,
+        };
+        let wire =
+            kbkdf(CKM_SHA384_HMAC, &[counter.clone(), KbkdfInput::Bytes(b"L".to_vec()), dkm], 0).unwrap();
+        assert_eq!(wire.prf, v1::HashAlg::Sha384 as i32);
+        let parts: Vec<_> = wire.fixed_input.into_iter().map(|p| p.part.unwrap()).collect();
+        let length = v1::DkmLength { width_bits: 16, little_endian: true, sum_of_segments: true };
+        assert_eq!(parts, [Part::Bytes(b"L".to_vec()), Part::DkmLength(length)]);
+        // The counter alone is an empty fixed input, not the default layout.
+        let alone = kbkdf(CKM_SHA256_HMAC, std::slice::from_ref(&counter), 0).unwrap();
+        assert_eq!(alone.fixed_input.len(), 1);
+        assert_eq!(alone.fixed_input[0].part, Some(Part::Bytes(Vec::new())));
+        let bad_method = KbkdfInput::DkmLength { method: 7, little_endian: false, width_bits: 32 };
+        for (prf, inputs, more) in [
+            (CKM_SHA256_HMAC, vec![], 0),
+            (CKM_SHA256_HMAC, vec![counter.clone(), counter.clone()], 0),
+            (CKM_SHA256_HMAC, vec![counter.clone(), KbkdfInput::Counter], 0),
+            (CKM_SHA256_HMAC, vec![counter.clone(), bad_method], 0),
+            (CKM_SHA256_HMAC, vec![counter.clone()], 1),
+            (CKM_SHA256, vec![counter.clone()], 0),
+        ] {
+            assert_eq!(kbkdf(prf, &inputs, more).unwrap_err().rv, CKR_MECHANISM_PARAM_INVALID, "{inputs:?}");
+        }
     }
 
     #[test]

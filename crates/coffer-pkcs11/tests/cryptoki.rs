@@ -367,6 +367,108 @@ fn wrap_unwrap_and_ecdh_derive() {
 }
 
 #[test]
+fn sp800_108_counter_kdf_derives_the_known_answers_and_refuses_other_layouts() {
+    use cryptoki::mechanism::kbkdf::{
+        DerivedKey, Endianness, KbkdfCounterFormat, KbkdfDkmLengthFormat, KbkdfDkmLengthMethod, KbkdfParams,
+        PrfDataParam, PrfDataParamType,
+    };
+    use std::num::NonZeroUsize;
+    let s = session();
+    let info = fixture().pkcs11.get_mechanism_info(fixture().slot, MechanismType::SP800_108_COUNTER_KDF);
+    assert!(info.expect("KBKDF info").derive());
+    let base = |label: &str, value: Vec<u8>| {
+        let rest = [Attribute::Value(value), Attribute::Derive(true), Attribute::Token(false)];
+        create(&s, label, ObjectClass::SECRET_KEY, KeyType::GENERIC_SECRET, &rest)
+    };
+    // A key's value never leaves the token: a derived HMAC key is checked by the MAC it makes,
+    // against the MAC of the expected value computed here.
+    let readable = |label: &str, len: u64| {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Label(label.into()),
+            Attribute::Token(false),
+            Attribute::ValueLen(len.into()),
+            Attribute::Sign(true),
+        ]
+    };
+    let assert_is = |key, expected: &str| {
+        let mac = s.sign(&Mechanism::Sha256Hmac, key, b"kbkdf").expect("HMAC with the derived key");
+        let local =
+            coffer_crypto::SecretKey::from_bytes(coffer_crypto::KeyType::GenericSecret, &unhex(expected))
+                .expect("key");
+        let hmac = coffer_crypto::SignMechanism::Hmac(coffer_crypto::HashAlg::Sha256);
+        let want =
+            Module::power_on().sign(&coffer_crypto::Key::Secret(local), &hmac, b"kbkdf").expect("HMAC");
+        assert_eq!(mac, want, "the derived key is {expected}");
+    };
+    let width = |bits| NonZeroUsize::new(bits).expect("width");
+    let be32 = KbkdfCounterFormat::new(Endianness::Big, width(32));
+    let counter = PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&be32)));
+
+    // NIST CAVP KBKDF (KDFCTR_gen.rsp): HMAC-SHA256, a 32-bit counter before the fixed input,
+    // COUNT = 0, L = 128.
+    let cavp = base("kbkdf-cavp", unhex("dd1d91b7d90b2bd3138533ce92b272fbf8a369316aefe242e659cc0ae238afe0"));
+    let fixed = unhex(concat!(
+        "01322b96b30acd197979444e468e1c5c6859bf1b1cf951b7e725303e237e46b8",
+        "64a145fab25e517b08f8683d0315bb2911d80a0e8aba17f3b413faac"
+    ));
+    let params = [counter, PrfDataParam::new(PrfDataParamType::ByteArray(&fixed))];
+    let mechanism = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::SHA256_HMAC, &params, None));
+    let derived = s.derive_key(&mechanism, cavp, &readable("kbkdf-out", 16)).expect("derive");
+    assert_is(derived, "10621342bfb0fd40046c0e29f2cfdbf0");
+
+    // label || 0x00 || context || [L]_32: the answer `openssl kdf -keylen 32 -kdfopt mac:HMAC
+    // -kdfopt digest:SHA2-256 -kdfopt hexkey:0001…1f -kdfopt salt:label -kdfopt info:context
+    // KBKDF` gives (coffer-crypto's tests/derive.rs checks the same value).
+    let nist = base("kbkdf-nist", (0u8..32).collect());
+    let dkm = KbkdfDkmLengthFormat::new(KbkdfDkmLengthMethod::SumOfKeys, Endianness::Big, width(32));
+    let params = [
+        counter,
+        PrfDataParam::new(PrfDataParamType::ByteArray(b"label")),
+        PrfDataParam::new(PrfDataParamType::ByteArray(&[0])),
+        PrfDataParam::new(PrfDataParamType::ByteArray(b"context")),
+        PrfDataParam::new(PrfDataParamType::DkmLength(&dkm)),
+    ];
+    let mechanism = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::SHA256_HMAC, &params, None));
+    let derived = s.derive_key(&mechanism, nist, &readable("kbkdf-out", 32)).expect("derive");
+    assert_is(derived, "303790cfe363abe9682dbfff5941f23b32addc96da72f4c7e5b20e9f59a4e570");
+
+    // Other layouts are refused with CKR_MECHANISM_PARAM_INVALID and make nothing: a
+    // little-endian or 16-bit counter, a counter not first, an HMAC-SHA-1 PRF, additional
+    // keys, a DKM length 24 bits wide.
+    let le32 = KbkdfCounterFormat::new(Endianness::Little, width(32));
+    let be16 = KbkdfCounterFormat::new(Endianness::Big, width(16));
+    let dkm24 = KbkdfDkmLengthFormat::new(KbkdfDkmLengthMethod::SumOfKeys, Endianness::Big, width(24));
+    let label = PrfDataParam::new(PrfDataParamType::ByteArray(b"label"));
+    let layouts: [(MechanismType, Vec<PrfDataParam>); 5] = [
+        (
+            MechanismType::SHA256_HMAC,
+            vec![PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&le32)))],
+        ),
+        (
+            MechanismType::SHA256_HMAC,
+            vec![PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&be16)))],
+        ),
+        (MechanismType::SHA256_HMAC, vec![label, counter]),
+        (MechanismType::SHA1_HMAC, vec![counter, label]),
+        (MechanismType::SHA256_HMAC, vec![counter, PrfDataParam::new(PrfDataParamType::DkmLength(&dkm24))]),
+    ];
+    for (prf, params) in &layouts {
+        let mechanism = Mechanism::KbkdfCounter(KbkdfParams::new(*prf, params, None));
+        let refused = s.derive_key(&mechanism, nist, &readable("kbkdf-refused", 32));
+        assert_eq!(rv_of(refused), RvError::MechanismParamInvalid, "{prf} {params:?}");
+    }
+    let mut more = [DerivedKey::new(&readable("kbkdf-refused", 16))];
+    let params = [counter, label];
+    let mechanism =
+        Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::SHA256_HMAC, &params, Some(&mut more)));
+    let refused = s.derive_key(&mechanism, nist, &readable("kbkdf-refused", 32));
+    assert_eq!(rv_of(refused), RvError::MechanismParamInvalid);
+    assert!(s.find_objects(&[Attribute::Label("kbkdf-refused".into())]).expect("find").is_empty());
+}
+
+#[test]
 fn copy_object_moves_a_session_key_to_the_token_and_keeps_the_rules() {
     let s = session();
     // A session key (what keytool makes before it stores a key), copied to the token.
@@ -900,6 +1002,47 @@ fn entry_points_return_the_standards_codes_for_bad_arguments() {
             ulParameterLen: 4,
         };
         assert_eq!(f.C_EncryptInit.expect("fn")(h, &mut gcm_short, key), CKR_MECHANISM_PARAM_INVALID);
+        // SP 800-108's nested parameters: a NULL list with a count, a counter format of the
+        // wrong size, and a well-formed list read through to the node (whose base key cannot
+        // derive).
+        let mut be32 = CK_SP800_108_COUNTER_FORMAT { bLittleEndian: CK_FALSE, ulWidthInBits: 32 };
+        let mut label = *b"label";
+        let mut data = [
+            CK_PRF_DATA_PARAM {
+                type_: CK_SP800_108_ITERATION_VARIABLE,
+                pValue: (&raw mut be32).cast(),
+                ulValueLen: size_of::<CK_SP800_108_COUNTER_FORMAT>() as CK_ULONG,
+            },
+            CK_PRF_DATA_PARAM {
+                type_: CK_SP800_108_BYTE_ARRAY,
+                pValue: label.as_mut_ptr().cast(),
+                ulValueLen: label.len() as CK_ULONG,
+            },
+        ];
+        let mut kbkdf = CK_SP800_108_KDF_PARAMS {
+            prfType: CKM_SHA256_HMAC,
+            ulNumberOfDataParams: 2,
+            pDataParams: std::ptr::null_mut(),
+            ulAdditionalDerivedKeys: 0,
+            pAdditionalDerivedKeys: std::ptr::null_mut(),
+        };
+        let derive = |params: &mut CK_SP800_108_KDF_PARAMS| {
+            let mut mechanism = CK_MECHANISM {
+                mechanism: CKM_SP800_108_COUNTER_KDF,
+                pParameter: (params as *mut CK_SP800_108_KDF_PARAMS).cast(),
+                ulParameterLen: size_of::<CK_SP800_108_KDF_PARAMS>() as CK_ULONG,
+            };
+            let mut derived: CK_OBJECT_HANDLE = 0;
+            f.C_DeriveKey.expect("fn")(h, &mut mechanism, key, std::ptr::null_mut(), 0, &mut derived)
+        };
+        assert_eq!(derive(&mut kbkdf), CKR_ARGUMENTS_BAD);
+        // The list pointer is taken again after each change to the list.
+        data[0].ulValueLen = 3;
+        kbkdf.pDataParams = data.as_mut_ptr();
+        assert_eq!(derive(&mut kbkdf), CKR_MECHANISM_PARAM_INVALID);
+        data[0].ulValueLen = size_of::<CK_SP800_108_COUNTER_FORMAT>() as CK_ULONG;
+        kbkdf.pDataParams = data.as_mut_ptr();
+        assert_eq!(derive(&mut kbkdf), CKR_KEY_FUNCTION_NOT_PERMITTED);
         assert_eq!(f.C_GenerateRandom.expect("fn")(h, std::ptr::null_mut(), 8), CKR_ARGUMENTS_BAD);
         assert_eq!(f.C_FindObjects.expect("fn")(h, std::ptr::null_mut(), 1, &mut len), CKR_ARGUMENTS_BAD);
         assert_eq!(

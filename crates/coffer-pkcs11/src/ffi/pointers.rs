@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::attributes::{Answer, InAttribute, InValue, OutValue};
 use crate::error::{P11Error, Result, fail};
-use crate::mechanism::{Mechanism, Param, Shape, shape};
+use crate::mechanism::{KbkdfInput, Mechanism, Param, Shape, shape};
 use crate::output::Delivered;
 
 /// Attributes nest at most this deep (PKCS#11 allows one level of attribute arrays).
@@ -384,8 +384,56 @@ pub unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<Mechanism> {
                 info: unsafe { bytes(h.pInfo, h.ulInfoLen)? }.to_vec(),
             }
         }
+        Shape::Kbkdf => {
+            // SAFETY: pParameter points to ulParameterLen bytes; `param_struct` reads only when that is the struct's size.
+            let k: CK_SP800_108_KDF_PARAMS = unsafe { param_struct(p, len)? };
+            if k.ulNumberOfDataParams > KBKDF_MAX_DATA_PARAMS {
+                return fail(
+                    CKR_MECHANISM_PARAM_INVALID,
+                    "more SP 800-108 data parameters than any layout has",
+                );
+            }
+            // SAFETY: the caller's array of ulNumberOfDataParams CK_PRF_DATA_PARAM, valid by contract.
+            let list = unsafe { slice(k.pDataParams.cast_const(), k.ulNumberOfDataParams)? };
+            // SAFETY: each entry's pointer and length are the caller's, valid by contract.
+            let inputs = list.iter().map(|d| unsafe { kbkdf_input(d) }).collect::<Result<_>>()?;
+            Param::Kbkdf { prf: k.prfType, inputs, additional_keys: k.ulAdditionalDerivedKeys }
+        }
     };
     Ok(Mechanism { ty: raw.mechanism, param })
+}
+
+/// More `CK_PRF_DATA_PARAM`s than this is a caller's mistake, not a layout.
+const KBKDF_MAX_DATA_PARAMS: CK_ULONG = 64;
+
+/// One `CK_PRF_DATA_PARAM`, its value copied.
+///
+/// # Safety
+/// `d.pValue` must point to `d.ulValueLen` readable bytes (or be NULL).
+unsafe fn kbkdf_input(d: &CK_PRF_DATA_PARAM) -> Result<KbkdfInput> {
+    let value = d.pValue.cast_const();
+    Ok(match d.type_ {
+        CK_SP800_108_ITERATION_VARIABLE => {
+            // SAFETY: as the function's contract; `param_struct` checks the length.
+            let f: CK_SP800_108_COUNTER_FORMAT = unsafe { param_struct(value, d.ulValueLen)? };
+            KbkdfInput::Iteration { little_endian: f.bLittleEndian != 0, width_bits: f.ulWidthInBits }
+        }
+        CK_SP800_108_OPTIONAL_COUNTER => KbkdfInput::Counter,
+        CK_SP800_108_DKM_LENGTH => {
+            // SAFETY: as the function's contract; `param_struct` checks the length.
+            let f: CK_SP800_108_DKM_LENGTH_FORMAT = unsafe { param_struct(value, d.ulValueLen)? };
+            KbkdfInput::DkmLength {
+                method: f.dkmLengthMethod,
+                little_endian: f.bLittleEndian != 0,
+                width_bits: f.ulWidthInBits,
+            }
+        }
+        // SAFETY: as the function's contract.
+        CK_SP800_108_BYTE_ARRAY => KbkdfInput::Bytes(unsafe { bytes(value.cast(), d.ulValueLen)? }.to_vec()),
+        other => {
+            return fail(CKR_MECHANISM_PARAM_INVALID, format!("SP 800-108 data parameter type {other:#x}"));
+        }
+    })
 }
 
 /// `CK_GCM_PARAMS` in the 3.0 layout, or the 2.40 one (told apart by the length).
