@@ -457,9 +457,10 @@ fn pkcs11_tool_self_test() {
     );
     match token.kind {
         // The random, digest and (multi-part refused, as for SoftHSM) signature steps pass;
-        // the tool then signs arbitrary bytes with raw CKM_RSA_PKCS, which Coffer does not
-        // offer: aws-lc-rs signs PKCS#1 v1.5 only over a SHA-2 DigestInfo, and no padding is
-        // written by hand (coffer-crypto's "Not offered" list). The tool stops there.
+        // the tool then signs a SHA-1 DigestInfo with CKM_RSA_PKCS, which Coffer refuses:
+        // aws-lc-rs signs PKCS#1 v1.5 only with SHA-256, -384 and -512 (its signing encodings
+        // are sealed), and no padding is written by hand (coffer-crypto's "Not offered"
+        // list). A SHA-256 DigestInfo signs. The tool stops there.
         Kind::Coffer => {
             assert_eq!(out.code(), Some(1), "{out}");
             out.assert_contains("all 4 digest functions seem to work")
