@@ -32,7 +32,7 @@ use crate::raft::network::PeerError;
 use crate::raft::{Endpoints, MembershipChange, MembershipError, Raft};
 use coffer_audit::Opcode;
 use coffer_crypto::CryptoError;
-use coffer_hsm::HsmError;
+use coffer_hsm::{ClusterState, HsmError};
 use coffer_proto::v1;
 
 use crate::clone::{self, CloneBinding, CloneError, CloneOffer, CloneSecrets, WrappedClone};
@@ -326,21 +326,28 @@ impl Node {
     }
 
     /// Where this node is in being added: waiting for a clone, or cloned by an AddHsm that
-    /// did not finish (it is no voter yet). Any other node refuses cloning.
+    /// did not finish (no state yet, or a learner). Any other node refuses cloning: a voter,
+    /// and a node that has state but is no member (one removed by DeleteHsm).
     fn joining(&self) -> Result<Joining, NodeError> {
         if self.awaiting_clone()? {
             return Ok(Joining::AwaitingClone);
         }
         let raft_id = self.keys().raft_id;
-        let voter = self.raft().is_some_and(|raft| {
-            raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == raft_id)
+        let (voter, learner) = self.raft().map_or((false, false), |raft| {
+            let metrics = raft.metrics().borrow().clone();
+            let membership = metrics.membership_config.membership();
+            (membership.voter_ids().any(|v| v == raft_id), membership.learner_ids().any(|l| l == raft_id))
         });
+        let state = self.cluster_state();
         let why = if !self.config().join {
             "this node was not started to join a cluster (join = false)".to_owned()
         } else if voter {
-            format!("this node is a voting member of its cluster already ({})", self.cluster_state().name())
-        } else {
+            format!("this node is a voting member of its cluster already ({})", state.name())
+        } else if learner || state == ClusterState::Uninitialized {
             return Ok(Joining::Cloned);
+        } else {
+            "this node has left its cluster (DeleteHsm): stop it and delete its data directory to add it again"
+                .to_owned()
         };
         Err(NodeError::Hsm(HsmError::ClusterState(why)))
     }

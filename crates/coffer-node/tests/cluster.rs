@@ -253,6 +253,15 @@ async fn add_and_restart() {
     let info =
         first.admin_client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("info").into_inner();
     assert_eq!(info.hsms.iter().map(|m| m.raft_id).collect::<Vec<_>>(), [first_id], "{info:?}");
+    // The removed node offers no clone, so a stray AddHsm does not take it back. (It has not
+    // heard of its removal: it still counts itself a voter.)
+    let mut removed = connect_anchored(second.local_addr(), &anchor, None).await.expect("c");
+    assert_refused(
+        removed.clone_offer(v1::CloneOfferRequest {}).await,
+        Code::FailedPrecondition,
+        "CKR_FUNCTION_REJECTED",
+    );
+    drop(removed);
     second.shutdown().await.expect("stop");
     let alone = new_aes_key(&mut alice_first, &alice_on_first, "made-alone").await;
     assert!(encrypt(&mut alice_first, &alice_on_first, alone, b"x").await.is_ok());
