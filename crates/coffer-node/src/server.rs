@@ -154,7 +154,7 @@ async fn start_raft(
 
 /// The address peers and clients reach a listener at: an unspecified IP is advertised as the
 /// configured `advertise_ip`, else as loopback.
-pub(crate) fn advertised(addr: SocketAddr, advertise_ip: Option<IpAddr>) -> SocketAddr {
+pub fn advertised(addr: SocketAddr, advertise_ip: Option<IpAddr>) -> SocketAddr {
     SocketAddr::new(advertised_ip(addr.ip(), advertise_ip), addr.port())
 }
 

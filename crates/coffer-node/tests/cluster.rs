@@ -210,13 +210,7 @@ async fn add_and_restart() {
     assert!(audit.contains("CN_CLONE_SOURCE_STAGE1"), "the source audits the clone");
 
     // ---- A node in the cluster offers no clone, and is not added twice.
-    let mut pinned = connect_with(
-        second_addr,
-        coffer_client::rustls_client_config(coffer_client::ServerTrust::AnchorPem(anchor.as_bytes()), None)
-            .expect("tls"),
-    )
-    .await
-    .expect("c");
+    let mut pinned = connect_anchored(second_addr, &anchor, None).await.expect("c");
     assert_refused(
         pinned.clone_offer(v1::CloneOfferRequest {}).await,
         Code::FailedPrecondition,
@@ -316,13 +310,7 @@ async fn add_again_after_a_lost_quorum() {
 
     // The cloned node still offers itself, now under a certificate from the cluster key;
     // another cluster's AddHsm reaches it under neither that nor its bootstrap certificate.
-    let mut reached = connect_with(
-        third.local_addr(),
-        coffer_client::rustls_client_config(coffer_client::ServerTrust::AnchorPem(anchor.as_bytes()), None)
-            .expect("tls"),
-    )
-    .await
-    .expect("c");
+    let mut reached = connect_anchored(third.local_addr(), &anchor, None).await.expect("c");
     let offer = reached.clone_offer(v1::CloneOfferRequest {}).await.expect("offer").into_inner();
     assert_eq!(offer.raft_id, third.node().keys().raft_id);
     let other_dirs = Dirs::new();

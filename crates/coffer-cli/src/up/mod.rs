@@ -300,10 +300,7 @@ impl NodePorts {
     /// Where clients reach the node, as cofferd advertises it (and names it in its
     /// certificate): `listen`, or on 0.0.0.0 or :: the advertised IP (loopback by default).
     pub fn endpoint(&self) -> String {
-        let ip = self.listen.ip();
-        let ip =
-            if ip.is_unspecified() { self.advertise_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])) } else { ip };
-        SocketAddr::new(ip, self.listen.port()).to_string()
+        coffer_node::server::advertised(self.listen, self.advertise_ip).to_string()
     }
 }
 
