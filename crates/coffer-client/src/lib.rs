@@ -68,6 +68,7 @@
 //! token or key bytes.
 #![forbid(unsafe_code)]
 
+mod batched_write;
 pub mod blocking;
 mod client;
 mod config;
@@ -76,6 +77,7 @@ mod node;
 mod session;
 mod tls;
 
+pub use batched_write::Batched;
 pub use client::Client;
 pub use coffer_proto::v1;
 pub use config::{

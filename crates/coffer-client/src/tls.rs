@@ -21,6 +21,7 @@ use tokio_rustls::client::TlsStream;
 use tonic::transport::Uri;
 use zeroize::Zeroizing;
 
+use crate::batched_write::Batched;
 use crate::config::{ClientConfig, parse_fingerprint};
 use crate::error::ClientError;
 
@@ -294,10 +295,11 @@ impl NodeConnector {
     }
 }
 
-type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TokioIo<TlsStream<TcpStream>>>> + Send>>;
+type ConnectFuture =
+    Pin<Box<dyn Future<Output = std::io::Result<TokioIo<Batched<TlsStream<TcpStream>>>>> + Send>>;
 
 impl tower_service::Service<Uri> for NodeConnector {
-    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Response = TokioIo<Batched<TlsStream<TcpStream>>>;
     type Error = std::io::Error;
     type Future = ConnectFuture;
 
@@ -312,7 +314,7 @@ impl tower_service::Service<Uri> for NodeConnector {
             // Small request/response messages: do not wait to coalesce them.
             tcp.set_nodelay(true)?;
             let tls = this.tls.connect(this.server_name.clone(), tcp).await?;
-            Ok(TokioIo::new(tls))
+            Ok(TokioIo::new(Batched::new(tls)))
         })
     }
 }
