@@ -6,7 +6,9 @@
 //! Set-up, all in temp dirs and on loopback:
 //! - Coffer: a node started in this process as in the `sdk` suite (initialised with a
 //!   throwaway development CA, activated, one crypto-user), and a `client.toml` for it; the
-//!   module logs in with the PIN `user:password`.
+//!   module logs in with the PIN `user:password`. Coffer's module is measured twice: as
+//!   configured by default (`coffer`), and with `spin_wait_us = 1000` (`coffer+spin`: a
+//!   lone call busy-waits for its answer instead of sleeping on the socket).
 //! - SoftHSM2: a configuration whose token directory is a temp dir, and a token initialised
 //!   there with `softhsm2-util --init-token --free --label bench`.
 //!
@@ -52,6 +54,8 @@ const KIB: usize = 1024;
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Coffer's module: the file name cargo gives the `coffer-pkcs11` cdylib.
 const COFFER_MODULE_FILE: &str = "libcoffer_pkcs11.so";
+/// The busy-wait of the `coffer+spin` side: enough for an RSA-2048 signature on loopback.
+const SPIN_WAIT_US: u64 = 1000;
 /// The throwaway SoftHSM token's label and PINs.
 const SOFTHSM_LABEL: &str = "bench";
 const SOFTHSM_SO_PIN: &str = "bench-so-pin-1";
@@ -148,6 +152,11 @@ fn measure_everything(
     drop(client);
     let coffer_config = node.dir.path().join("client.toml");
     std::fs::write(&coffer_config, sdk::anchored_config(node).to_toml()).context("writing client.toml")?;
+    // Coffer once more with busy-waiting allowed: what the option buys, in the same run.
+    let spin_config = node.dir.path().join("client-spin.toml");
+    let mut spinning = sdk::anchored_config(node);
+    spinning.spin_wait_us = SPIN_WAIT_US;
+    std::fs::write(&spin_config, spinning.to_toml()).context("writing client-spin.toml")?;
     let softhsm = SoftHsmToken::create()?;
     println!(
         "Coffer: node in this process on {} (TLS 1.3, dev CA), module logs in as {USER_NAME}",
@@ -161,9 +170,17 @@ fn measure_everything(
     let mut table = Table { sides: vec!["aws-lc-rs".to_owned()], rows: Vec::new(), notes: Vec::new() };
     measure_raw(duration, &mut table)?;
     for path in modules {
-        let env = [("COFFER_CONFIG", coffer_config.as_path()), ("SOFTHSM2_CONF", softhsm.config.as_path())];
-        measure_module_in_child(path, duration, &env, &mut table)
-            .with_context(|| format!("measuring {}", path.display()))?;
+        let is_coffer = path.file_name().is_some_and(|f| f == COFFER_MODULE_FILE);
+        let variants: &[(&str, &Path)] = if is_coffer {
+            &[("", &coffer_config), ("+spin", &spin_config)]
+        } else {
+            &[("", &coffer_config)]
+        };
+        for (suffix, config) in variants {
+            let env = [("COFFER_CONFIG", *config), ("SOFTHSM2_CONF", softhsm.config.as_path())];
+            measure_module_in_child(path, suffix, duration, &env, &mut table)
+                .with_context(|| format!("measuring {}{suffix}", path.display()))?;
+        }
     }
     Ok(table)
 }
@@ -208,6 +225,7 @@ impl SoftHsmToken {
 /// Runs this program as `pkcs11-module` for one module and adds what it measured.
 fn measure_module_in_child(
     path: &Path,
+    suffix: &str,
     duration: Duration,
     env: &[(&str, &Path)],
     table: &mut Table,
@@ -229,7 +247,7 @@ fn measure_module_in_child(
         let fields: Vec<&str> = line.split('\t').collect();
         match fields.as_slice() {
             [MODULE, manufacturer, description] => {
-                side = short_name(manufacturer, path);
+                side = format!("{}{suffix}", short_name(manufacturer, path));
                 table.sides.push(side.clone());
                 table.notes.push(format!("{side}: {} ({description}, {manufacturer})", path.display()));
             }

@@ -6,8 +6,10 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use coffer_proto::v1;
 use tokio::runtime::Runtime;
@@ -19,18 +21,24 @@ use crate::session::{Direction, Feed, STREAM_CHUNK};
 /// The private runtime. Shut down in the background when the last handle goes, so that
 /// dropping a blocking client never blocks nor panics (even inside an async context).
 #[derive(Debug)]
-struct Rt(Option<Runtime>);
+struct Rt {
+    runtime: Option<Runtime>,
+    /// How long a call may busy-wait for its answer ([`ClientConfig::spin_wait_us`]).
+    spin: Duration,
+    /// Calls running on the runtime now, from any thread.
+    in_flight: AtomicUsize,
+}
 
 impl Drop for Rt {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }
 }
 
 impl Rt {
-    fn new() -> Result<Arc<Rt>, ClientError> {
+    fn new(config: &ClientConfig) -> Result<Arc<Rt>, ClientError> {
         // A current-thread runtime: the calling thread drives the connection itself inside
         // `block_on`, so a call costs no hop to a worker thread and back (with a worker, each
         // call woke it to send and was woken by it on the answer: a large share of a small
@@ -40,13 +48,19 @@ impl Rt {
             .enable_all()
             .build()
             .map_err(|e| ClientError::InvalidUse(format!("cannot start the client's runtime: {e}")))?;
-        let rt = Arc::new(Rt(Some(runtime)));
+        let rt = Arc::new(Rt {
+            runtime: Some(runtime),
+            spin: Duration::from_micros(config.spin_wait_us),
+            in_flight: AtomicUsize::new(0),
+        });
         spawn_idle_driver(Arc::downgrade(&rt))?;
         Ok(rt)
     }
 
     fn runtime(&self) -> Result<&Runtime, ClientError> {
-        self.0.as_ref().ok_or_else(|| ClientError::InvalidUse("the client's runtime is shut down".into()))
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| ClientError::InvalidUse("the client's runtime is shut down".into()))
     }
 
     fn run<F: Future>(&self, future: F) -> Result<F::Output, ClientError> {
@@ -56,7 +70,50 @@ impl Rt {
                     .into(),
             ));
         }
-        Ok(self.runtime()?.block_on(future))
+        let _in_flight = InFlight::enter(&self.in_flight);
+        let runtime = self.runtime()?;
+        if self.spin.is_zero() {
+            return Ok(runtime.block_on(future));
+        }
+        Ok(runtime.block_on(self.spinning(future)))
+    }
+
+    /// `future`, polled again at every scheduler turn instead of sleeping until its socket
+    /// wakes it, for up to [`ClientConfig::spin_wait_us`] and only while no other thread has
+    /// a call in flight on this runtime (several spinning threads would take the cores the
+    /// node and the other callers need).
+    async fn spinning<F: Future>(&self, future: F) -> F::Output {
+        let deadline = Instant::now() + self.spin;
+        let mut future = std::pin::pin!(future);
+        loop {
+            // Polled by hand so that a pending future can be given up for a yield.
+            let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+            if let Poll::Ready(output) = polled {
+                return output;
+            }
+            if self.in_flight.load(Ordering::Relaxed) > 1 || Instant::now() >= deadline {
+                return future.await;
+            }
+            // Resumes once the runtime has polled the sockets (without blocking) and run
+            // whatever was ready: the answer, as soon as it is in.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Counts a call in flight on a runtime while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -78,7 +135,7 @@ fn spawn_idle_driver(rt: Weak<Rt>) -> Result<(), ClientError> {
                 // Holding the Arc only for the slice: the runtime is never dropped while
                 // this thread drives it, and not kept alive by it otherwise.
                 let Some(rt) = rt.upgrade() else { return };
-                if let Some(runtime) = &rt.0 {
+                if let Some(runtime) = &rt.runtime {
                     // The timer is made inside the runtime: it needs the runtime's clock.
                     runtime.block_on(async { tokio::time::sleep(IDLE_SLICE).await });
                 }
@@ -98,7 +155,7 @@ pub struct Client {
 impl Client {
     /// As [`crate::Client::connect`].
     pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-        let rt = Rt::new()?;
+        let rt = Rt::new(config)?;
         let inner = rt.run(crate::Client::connect(config))??;
         Ok(Client { inner, rt })
     }
@@ -371,9 +428,70 @@ fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
 mod tests {
     use super::*;
 
+    fn config(spin_wait_us: u64) -> ClientConfig {
+        let mut config = ClientConfig::new(vec!["127.0.0.1:2223".into()]);
+        config.spin_wait_us = spin_wait_us;
+        config
+    }
+
+    /// Pending until another thread sets `done` (and wakes it); counts its polls.
+    struct Answer {
+        done: Arc<std::sync::atomic::AtomicBool>,
+        waker: Arc<std::sync::Mutex<Option<std::task::Waker>>>,
+        polls: usize,
+    }
+
+    impl Future for Answer {
+        type Output = usize;
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<usize> {
+            self.polls += 1;
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            if self.done.load(Ordering::SeqCst) { Poll::Ready(self.polls) } else { Poll::Pending }
+        }
+    }
+
+    /// Runs an [`Answer`] that another thread completes after `delay`; returns its polls.
+    fn polls_until_answered(rt: &Rt, delay: Duration) -> usize {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waker = Arc::new(std::sync::Mutex::new(None::<std::task::Waker>));
+        let answerer = {
+            let (done, waker) = (done.clone(), waker.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                done.store(true, Ordering::SeqCst);
+                if let Some(waker) = waker.lock().unwrap().take() {
+                    waker.wake();
+                }
+            })
+        };
+        let before = rt.in_flight.load(Ordering::SeqCst);
+        let polls = rt.run(Answer { done, waker, polls: 0 }).unwrap();
+        answerer.join().unwrap();
+        assert_eq!(rt.in_flight.load(Ordering::SeqCst), before, "the call is no longer counted");
+        polls
+    }
+
+    #[test]
+    fn a_lone_call_spins_only_when_configured_and_still_ends_past_the_spin() {
+        let sleeping = Rt::new(&config(0)).unwrap();
+        assert!(polls_until_answered(&sleeping, Duration::from_millis(20)) <= 3, "no spin by default");
+        // The answer comes after the 1 ms of spinning: the call then sleeps and still gets it.
+        let spinning = Rt::new(&config(1000)).unwrap();
+        let polls = polls_until_answered(&spinning, Duration::from_millis(20));
+        assert!(polls > 10, "polled {polls} times while spinning");
+    }
+
+    #[test]
+    fn a_call_does_not_spin_while_another_is_in_flight() {
+        let rt = Rt::new(&config(crate::config::MAX_SPIN_WAIT_US)).unwrap();
+        let _other = InFlight::enter(&rt.in_flight);
+        let polls = polls_until_answered(&rt, Duration::from_millis(20));
+        assert!(polls <= 3, "polled {polls} times beside another call");
+    }
+
     #[test]
     fn blocking_calls_inside_a_runtime_are_refused_not_panicking() {
-        let rt = Rt::new().unwrap();
+        let rt = Rt::new(&config(0)).unwrap();
         let outer = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let result = outer.block_on(async { rt.run(async { 1 }) });
         assert!(matches!(result, Err(ClientError::InvalidUse(_))), "{result:?}");
@@ -385,7 +503,7 @@ mod tests {
     fn the_idle_driver_runs_background_work_between_calls() {
         // A task spawned with no blocking call in progress (as a dropped session's close is)
         // still runs: the idle driver drives the current-thread runtime.
-        let rt = Rt::new().unwrap();
+        let rt = Rt::new(&config(0)).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         rt.runtime().unwrap().spawn(async move {
             let _ = tx.send(());

@@ -82,6 +82,7 @@ pub use client::Client;
 pub use coffer_proto::v1;
 pub use config::{
     CONFIG_ENV, ClientConfig, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRIES,
+    MAX_SPIN_WAIT_US,
 };
 pub use error::ClientError;
 pub use session::{CipherOutput, CipherStream, STREAM_CHUNK, Session};
