@@ -350,6 +350,22 @@ impl Node {
         self.blocking(move |node| f(node, &node.hsm())).await
     }
 
+    /// Called before [`Node::quick`] runs an RSA private-key operation inline (a few hundred
+    /// microseconds): wakes an idle worker to keep polling the sockets meanwhile. Tokio runs
+    /// a task a worker has just spawned or woken from that worker's LIFO slot, which no other
+    /// worker may take, and wakes no other worker for it; so while this worker signs, nobody
+    /// polls the sockets, and the next request on any connection waits for the signature to
+    /// end (measured: two client threads got one core's worth of RSA). A spawned task that
+    /// pushes another out of the LIFO slot lands in the run queue, and that does wake an idle
+    /// worker: hence two empty tasks. The woken worker finds them, runs them, and parks on the
+    /// sockets; this task keeps its worker and signs at once. (Yielding instead also wakes a
+    /// worker, but that one may steal this very task, and the signature then starts only once
+    /// it is awake: a cost to every lone call.)
+    pub fn make_way_for_long_work() {
+        tokio::spawn(async {});
+        tokio::spawn(async {});
+    }
+
     /// The HSM for reading (concurrent with other readers).
     pub fn hsm(&self) -> RwLockReadGuard<'_, Hsm> {
         self.replica.hsm()

@@ -1,6 +1,8 @@
 //! One-shot cryptography: sign, verify, encrypt, decrypt, digest, random. These run under
 //! the HSM's read lock, concurrently, and are not audited (CloudHSM does not either). Small
-//! inputs run inline on the request's task ([`Node::quick`]), larger ones in the blocking pool.
+//! inputs run inline on the request's task ([`Node::quick`]), larger ones in the blocking pool;
+//! an RSA private-key operation first lets another worker take the sockets
+//! ([`Node::make_way_for_long_work`]).
 
 use std::sync::Arc;
 
@@ -12,6 +14,9 @@ use crate::node::{INLINE_MAX_BYTES, Node, NodeError};
 
 pub(super) async fn sign(node: &Arc<Node>, request: v1::SignRequest) -> Result<v1::SignResponse, NodeError> {
     let mechanism = convert::sign_mechanism(request.mechanism)?;
+    if mechanism.is_rsa() {
+        Node::make_way_for_long_work();
+    }
     node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
         let signature = hsm.sign(session, ObjectHandle(request.key), &mechanism, &request.data)?;
@@ -48,6 +53,9 @@ pub(super) async fn decrypt(
     request: v1::CipherRequest,
 ) -> Result<v1::CipherResponse, NodeError> {
     let mechanism = convert::cipher_mechanism(request.mechanism)?;
+    if mechanism.is_rsa() {
+        Node::make_way_for_long_work();
+    }
     node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
         let session = node.session(&request.session)?;
         let plain = hsm.decrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
