@@ -453,11 +453,22 @@ async fn a_failing_input_cancels_the_stream_and_returns_no_output() {
 
 #[test]
 fn the_blocking_client_works_from_plain_threads() {
+    blocking_client_from_plain_threads(0);
+}
+
+#[test]
+fn the_blocking_client_works_from_plain_threads_while_spinning_for_answers() {
+    blocking_client_from_plain_threads(1000);
+}
+
+/// Lone calls, calls from four threads at once, errors and a stream, with `spin_wait_us`.
+fn blocking_client_from_plain_threads(spin_wait_us: u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let ca = Ca::new("customer CA");
     let server = runtime.block_on(node("n1", &ca));
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), vec![server.endpoint.clone()], &ca.pem);
+    let mut config = config(dir.path(), vec![server.endpoint.clone()], &ca.pem);
+    config.spin_wait_us = spin_wait_us;
 
     let client = coffer_client::blocking::Client::connect(&config).unwrap();
     assert_eq!(client.cluster_info().unwrap().node_id, "n1|client-cert=false");
