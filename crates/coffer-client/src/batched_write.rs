@@ -52,9 +52,10 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Batched<S> {
 }
 
 impl<S> Batched<S> {
-    /// Wraps `inner`; nothing is gathered yet.
+    /// Wraps `inner`; nothing is gathered yet. The buffer is allocated at its bound once, so
+    /// it never moves: no copy of gathered bytes is left behind unwiped in freed memory.
     pub fn new(inner: S) -> Self {
-        Batched { inner, out: Vec::new(), sent: 0, pause: None, yields: 0 }
+        Batched { inner, out: Vec::with_capacity(MAX_GATHERED), sent: 0, pause: None, yields: 0 }
     }
 }
 
@@ -68,8 +69,11 @@ impl<S: AsyncWrite + Unpin> Batched<S> {
             }
             self.sent += n;
         }
-        // Answers may hold decrypted data: wiped before the buffer is reused.
-        self.out.zeroize();
+        // Requests may hold data to encrypt or a key being imported: wiped once sent. Only
+        // the bytes in use: the spare capacity holds nothing that was not wiped this way,
+        // and wiping all of it (64 KiB after a large request) would cost every later call.
+        self.out.as_mut_slice().zeroize();
+        self.out.clear();
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
@@ -131,7 +135,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Batched<S> {
 
 impl<S> Drop for Batched<S> {
     fn drop(&mut self) {
-        self.out.zeroize();
+        self.out.as_mut_slice().zeroize();
     }
 }
 
@@ -217,6 +221,7 @@ mod tests {
         assert_eq!(writes[2], vec![3; MAX_GATHERED + 1]);
         batched.flush().await.unwrap();
         assert_eq!(recorder.writes().len(), 3, "nothing was left to flush");
+        assert_eq!(batched.out.capacity(), MAX_GATHERED, "the buffer never moved");
     }
 
     #[tokio::test]
