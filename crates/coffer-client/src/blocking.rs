@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -27,7 +27,16 @@ struct Rt {
     spin: Duration,
     /// Calls running on the runtime now, from any thread.
     in_flight: AtomicUsize,
+    /// When two calls were last in flight together: microseconds since `started`, plus one
+    /// (0: never).
+    crowded_at: AtomicU64,
+    started: Instant,
 }
+
+/// Spinning stays off this long after two calls were last in flight together: a
+/// multi-threaded caller's calls overlap often, and a lone one among them would spin on a
+/// core that the others' answers need.
+const CROWDED_FOR: Duration = Duration::from_millis(10);
 
 impl Drop for Rt {
     fn drop(&mut self) {
@@ -52,6 +61,8 @@ impl Rt {
             runtime: Some(runtime),
             spin: Duration::from_micros(config.spin_wait_us),
             in_flight: AtomicUsize::new(0),
+            crowded_at: AtomicU64::new(0),
+            started: Instant::now(),
         });
         spawn_idle_driver(Arc::downgrade(&rt))?;
         Ok(rt)
@@ -70,18 +81,39 @@ impl Rt {
                     .into(),
             ));
         }
-        let _in_flight = InFlight::enter(&self.in_flight);
-        let runtime = self.runtime()?;
-        if self.spin.is_zero() {
-            return Ok(runtime.block_on(future));
+        let in_flight = InFlight::enter(&self.in_flight);
+        if in_flight.others > 0 {
+            self.note_crowded();
         }
-        Ok(runtime.block_on(self.spinning(future)))
+        let runtime = self.runtime()?;
+        let output = if self.spin.is_zero() || in_flight.others > 0 || self.crowded_recently() {
+            runtime.block_on(future)
+        } else {
+            runtime.block_on(self.spinning(future))
+        };
+        if self.in_flight.load(Ordering::Relaxed) > 1 {
+            self.note_crowded();
+        }
+        Ok(output)
+    }
+
+    fn micros_since_start(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn note_crowded(&self) {
+        self.crowded_at.store(self.micros_since_start() + 1, Ordering::Relaxed);
+    }
+
+    fn crowded_recently(&self) -> bool {
+        let at = self.crowded_at.load(Ordering::Relaxed);
+        at != 0 && (self.micros_since_start() + 1).saturating_sub(at) < CROWDED_FOR.as_micros() as u64
     }
 
     /// `future`, polled again at every scheduler turn instead of sleeping until its socket
     /// wakes it, for up to [`ClientConfig::spin_wait_us`] and only while no other thread has
     /// a call in flight on this runtime (several spinning threads would take the cores the
-    /// node and the other callers need).
+    /// node and the other callers need; see also [`CROWDED_FOR`]).
     async fn spinning<F: Future>(&self, future: F) -> F::Output {
         let deadline = Instant::now() + self.spin;
         let mut future = std::pin::pin!(future);
@@ -91,7 +123,11 @@ impl Rt {
             if let Poll::Ready(output) = polled {
                 return output;
             }
-            if self.in_flight.load(Ordering::Relaxed) > 1 || Instant::now() >= deadline {
+            if self.in_flight.load(Ordering::Relaxed) > 1 {
+                self.note_crowded();
+                return future.await;
+            }
+            if Instant::now() >= deadline {
                 return future.await;
             }
             // Resumes once the runtime has polled the sockets (without blocking) and run
@@ -102,18 +138,22 @@ impl Rt {
 }
 
 /// Counts a call in flight on a runtime while it lives.
-struct InFlight<'a>(&'a AtomicUsize);
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    /// Calls that were already in flight when this one began.
+    others: usize,
+}
 
 impl<'a> InFlight<'a> {
     fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        InFlight(count)
+        let others = count.fetch_add(1, Ordering::Relaxed);
+        InFlight { count, others }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -482,11 +522,21 @@ mod tests {
     }
 
     #[test]
-    fn a_call_does_not_spin_while_another_is_in_flight() {
+    fn a_call_does_not_spin_beside_another_nor_soon_after() {
         let rt = Rt::new(&config(crate::config::MAX_SPIN_WAIT_US)).unwrap();
-        let _other = InFlight::enter(&rt.in_flight);
+        let other = InFlight::enter(&rt.in_flight);
         let polls = polls_until_answered(&rt, Duration::from_millis(20));
         assert!(polls <= 3, "polled {polls} times beside another call");
+        drop(other);
+        // Alone now, but calls overlapped a moment ago: still no spinning, until that is
+        // CROWDED_FOR in the past.
+        assert!(rt.crowded_recently());
+        let polls = polls_until_answered(&rt, Duration::from_millis(1));
+        assert!(polls <= 3 || !rt.crowded_recently(), "polled {polls} times right after overlapping calls");
+        std::thread::sleep(CROWDED_FOR);
+        assert!(!rt.crowded_recently());
+        let polls = polls_until_answered(&rt, Duration::from_millis(20));
+        assert!(polls > 10, "polled {polls} times alone again");
     }
 
     #[test]
