@@ -69,7 +69,7 @@ pub struct ClientConfig {
     pub discover: bool,
     /// Microseconds the blocking API ([`crate::blocking`], and so the PKCS#11 library) may
     /// busy-wait for an answer before sleeping on the socket, while it is the process's only
-    /// call in flight on the client. Waking a thread that sleeps costs tens of microseconds
+    /// call in flight on the client (and none overlapped another in the last 10 ms). Waking a thread that sleeps costs tens of microseconds
     /// (on a virtual machine, up to half the time of a small call on loopback); polling instead
     /// spends a core on waiting. Default 0: never spin. About 1000 covers an RSA-2048 signature
     /// on a near node; at most [`MAX_SPIN_WAIT_US`].
