@@ -86,7 +86,8 @@ impl Rt {
             self.note_crowded();
         }
         let runtime = self.runtime()?;
-        let output = if self.spin.is_zero() || in_flight.others > 0 || self.crowded_recently() {
+        // A call that began beside another has just noted the crowding.
+        let output = if self.spin.is_zero() || self.crowded_recently() {
             runtime.block_on(future)
         } else {
             runtime.block_on(self.spinning(future))

@@ -69,10 +69,11 @@ pub struct ClientConfig {
     pub discover: bool,
     /// Microseconds the blocking API ([`crate::blocking`], and so the PKCS#11 library) may
     /// busy-wait for an answer before sleeping on the socket, while it is the process's only
-    /// call in flight on the client (and none overlapped another in the last 10 ms). Waking a thread that sleeps costs tens of microseconds
-    /// (on a virtual machine, up to half the time of a small call on loopback); polling instead
-    /// spends a core on waiting. Default 0: never spin. About 1000 covers an RSA-2048 signature
-    /// on a near node; at most [`MAX_SPIN_WAIT_US`].
+    /// call in flight on the client (and none overlapped another in the last 10 ms). Waking
+    /// a thread that sleeps costs tens of microseconds (on a virtual machine, up to half the
+    /// time of a small call on loopback); polling instead spends a core on waiting. Default
+    /// 0: never spin. About 1000 covers an RSA-2048 signature on a near node; at most
+    /// [`MAX_SPIN_WAIT_US`].
     pub spin_wait_us: u64,
 }
 
@@ -323,21 +324,20 @@ fn check_millis(n: u64) -> Result<(), String> {
 }
 
 fn retries(value: &toml::Value) -> Result<u32, String> {
-    let n = value.as_integer().ok_or_else(|| format!("expected an integer, found {}", value.type_str()))?;
-    match u32::try_from(n) {
-        Ok(n) if n <= MAX_RETRIES => Ok(n),
-        Ok(n) => Err(format!("{n} is more than the maximum {MAX_RETRIES}")),
-        Err(_) => Err(format!("{n} is negative")),
-    }
+    let n = integer_up_to(value, MAX_RETRIES.into(), "an integer")?;
+    Ok(u32::try_from(n).unwrap_or(MAX_RETRIES))
 }
 
 fn spin_wait(value: &toml::Value) -> Result<u64, String> {
-    let n = value
-        .as_integer()
-        .ok_or_else(|| format!("expected microseconds (an integer), found {}", value.type_str()))?;
+    integer_up_to(value, MAX_SPIN_WAIT_US, "microseconds (an integer)")
+}
+
+/// A whole number from 0 to `max`; `expected` says what it is in the error for another type.
+fn integer_up_to(value: &toml::Value, max: u64, expected: &str) -> Result<u64, String> {
+    let n = value.as_integer().ok_or_else(|| format!("expected {expected}, found {}", value.type_str()))?;
     match u64::try_from(n) {
-        Ok(n) if n <= MAX_SPIN_WAIT_US => Ok(n),
-        Ok(n) => Err(format!("{n} is more than the maximum {MAX_SPIN_WAIT_US} (10 ms)")),
+        Ok(n) if n <= max => Ok(n),
+        Ok(n) => Err(format!("{n} is more than the maximum {max}")),
         Err(_) => Err(format!("{n} is negative")),
     }
 }
