@@ -14,6 +14,7 @@
 //! | `join_trust_anchor` | `COFFER_NODE_JOIN_TRUST_ANCHOR` | none: a joining node takes the first clone it is given; a path: only a clone of the cluster whose trust anchor (the owner's CA certificate, PEM) is this file |
 //! | `allowed_clients` | `COFFER_NODE_ALLOWED_CLIENTS` (comma-separated) | `["127.0.0.0/8", "::1/128"]` |
 //! | `pbkdf2_iterations` | `COFFER_NODE_PBKDF2_ITERATIONS` | 600,000 (seal passphrase and new user passwords; at least 1,000, for tests) |
+//! | `busy_poll_us` | `COFFER_NODE_BUSY_POLL_US` | 1,000: after answering a client, a worker keeps polling this long before it may sleep, so the next request finds a CPU awake (0 turns it off; at most 10,000; see `busy_poll`) |
 //! | `limits.max_message_bytes` | `COFFER_NODE_MAX_MESSAGE_BYTES` | 4 MiB |
 //! | `limits.max_connections_per_ip` | `COFFER_NODE_MAX_CONNECTIONS_PER_IP` | 64 |
 //! | `limits.max_sessions_per_client` | `COFFER_NODE_MAX_SESSIONS_PER_CLIENT` | 1,024 |
@@ -37,9 +38,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::allowlist::{AllowList, DEFAULT_ALLOWED_CLIENTS};
+use crate::busy_poll::MAX_BUSY_POLL_US;
 
 /// The seal's default PBKDF2 work factor, `coffer-crypto`'s.
 const DEFAULT_PBKDF2: u64 = coffer_crypto::DEFAULT_PBKDF2_ITERATIONS as u64;
+/// The busy-polling window's default, in microseconds: a little over the gap between one
+/// call's answer and the same client's next call on loopback.
+const DEFAULT_BUSY_POLL_US: u64 = 1_000;
 
 /// Environment variable the binary reads the configuration file's path from; not a key.
 pub const CONFIG_PATH_ENV: &str = "COFFER_NODE_CONFIG";
@@ -102,6 +107,9 @@ pub struct NodeConfig {
     pub audit: AuditConfig,
     pub seal: SealConfig,
     pub pbkdf2_iterations: u32,
+    /// How long a worker keeps polling after an answer before it may sleep
+    /// ([`crate::busy_poll`]); zero turns busy-polling off.
+    pub busy_poll: Duration,
 }
 
 /// The file as written, every field optional so that overrides can fill it in.
@@ -118,6 +126,7 @@ struct RawConfig {
     join_trust_anchor: Option<PathBuf>,
     allowed_clients: Option<Vec<String>>,
     pbkdf2_iterations: Option<u64>,
+    busy_poll_us: Option<u64>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -151,7 +160,7 @@ struct RawSeal {
 }
 
 /// Every key, with its environment variable.
-const KEYS: [(&str, &str); 19] = [
+const KEYS: [(&str, &str); 20] = [
     ("node_id", "COFFER_NODE_ID"),
     ("data_dir", "COFFER_NODE_DATA_DIR"),
     ("listen", "COFFER_NODE_LISTEN"),
@@ -162,6 +171,7 @@ const KEYS: [(&str, &str); 19] = [
     ("join_trust_anchor", "COFFER_NODE_JOIN_TRUST_ANCHOR"),
     ("allowed_clients", "COFFER_NODE_ALLOWED_CLIENTS"),
     ("pbkdf2_iterations", "COFFER_NODE_PBKDF2_ITERATIONS"),
+    ("busy_poll_us", "COFFER_NODE_BUSY_POLL_US"),
     ("limits.max_message_bytes", "COFFER_NODE_MAX_MESSAGE_BYTES"),
     ("limits.max_connections_per_ip", "COFFER_NODE_MAX_CONNECTIONS_PER_IP"),
     ("limits.max_sessions_per_client", "COFFER_NODE_MAX_SESSIONS_PER_CLIENT"),
@@ -291,6 +301,7 @@ impl RawConfig {
                 self.allowed_clients = Some(list.collect());
             }
             "pbkdf2_iterations" => self.pbkdf2_iterations = Some(number()?),
+            "busy_poll_us" => self.busy_poll_us = Some(number()?),
             "limits.max_message_bytes" => self.limits.max_message_bytes = Some(number()?),
             "limits.max_connections_per_ip" => self.limits.max_connections_per_ip = Some(number()?),
             "limits.max_sessions_per_client" => self.limits.max_sessions_per_client = Some(number()?),
@@ -338,6 +349,8 @@ impl RawConfig {
         let allowed_clients = allow_list(o, &self.allowed_clients.unwrap_or_else(default_clients))?;
         let pbkdf2 =
             ranged(o, "pbkdf2_iterations", self.pbkdf2_iterations, DEFAULT_PBKDF2, 1_000, 20_000_000)?;
+        let busy_poll =
+            ranged(o, "busy_poll_us", self.busy_poll_us, DEFAULT_BUSY_POLL_US, 0, MAX_BUSY_POLL_US)?;
         Ok(NodeConfig {
             node_id,
             data_dir,
@@ -352,6 +365,7 @@ impl RawConfig {
             audit: self.audit.validate(o)?,
             seal: self.seal.validate(o)?,
             pbkdf2_iterations: u32::try_from(pbkdf2).unwrap_or(u32::MAX),
+            busy_poll: Duration::from_micros(busy_poll),
         })
     }
 }
@@ -469,6 +483,20 @@ mod tests {
         assert_eq!(c.audit.checkpoint_every_entries, 1000);
         assert_eq!(c.seal, SealConfig::KeyFile("/etc/coffer/seal.key".into()));
         assert_eq!(c.pbkdf2_iterations, coffer_crypto::DEFAULT_PBKDF2_ITERATIONS);
+        assert_eq!(c.busy_poll, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn busy_polling_can_be_set_or_turned_off_within_its_bound() {
+        let c = load(MINIMAL, &[("COFFER_NODE_BUSY_POLL_US", "0")], &[]).unwrap();
+        assert_eq!(c.busy_poll, Duration::ZERO);
+        let c = load(&format!("busy_poll_us = 250\n{MINIMAL}"), &[], &[]).unwrap();
+        assert_eq!(c.busy_poll, Duration::from_micros(250));
+        assert_eq!(
+            error(MINIMAL, &[], &["busy_poll_us=10001"]),
+            "flag 'busy_poll_us=10001': busy_poll_us: 10001 is outside 0..=10000"
+        );
+        assert!(error(MINIMAL, &[], &["busy_poll_us=-1"]).contains("'-1' is not a whole number"));
     }
 
     #[test]

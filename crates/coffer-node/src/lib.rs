@@ -5,7 +5,8 @@
 //! the network allow-list checked before TLS ([`allowlist`]), the node's configuration
 //! ([`config`]), Prometheus metrics ([`metrics`]) and the HTTP health and metrics endpoint
 //! ([`http`]); and the daemon itself: the node's state and its HSM ([`node`], [`node_keys`],
-//! [`journal`]), the gRPC service ([`service`], [`convert`]) and the server ([`server`]).
+//! [`journal`]), the gRPC service ([`service`], [`convert`]) and the server ([`server`],
+//! which keeps a worker awake between a client's calls: [`busy_poll`]).
 //!
 //! Transports only translate: no policy and no cryptography of its own lives here. Keys come
 //! from `coffer-crypto`; TLS and certificate signatures run on aws-lc-rs, the project's one
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allowlist;
+pub mod busy_poll;
 pub mod clone;
 pub mod config;
 pub mod convert;

@@ -98,6 +98,7 @@ pub struct Metrics {
     gauges: [AtomicI64; Gauge::ALL.len()],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    busy_poll_turns: AtomicU64,
     /// `Some(reason)` while the node is unhealthy (CloudHSM `HsmUnhealthy`).
     unhealthy: RwLock<Option<String>>,
     ops: RwLock<BTreeMap<&'static str, Arc<OpStats>>>,
@@ -132,6 +133,16 @@ impl Metrics {
     /// Counts bytes sent to clients (CloudHSM `InterfaceEth2OctetsOutput`).
     pub fn add_bytes_out(&self, n: u64) {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one scheduler turn spent busy-polling after an answer ([`crate::busy_poll`]).
+    pub fn add_busy_poll_turn(&self) {
+        self.busy_poll_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Scheduler turns spent busy-polling so far.
+    pub fn busy_poll_turns(&self) -> u64 {
+        self.busy_poll_turns.load(Ordering::Relaxed)
     }
 
     /// Marks the node unhealthy. The reason is served by `/health`: give an operator-facing
@@ -192,7 +203,7 @@ impl Metrics {
             metric(&mut out, gauge.name(), "gauge", gauge.help());
             sample(&mut out, gauge.name(), "", self.get(gauge));
         }
-        let bytes = [
+        let counters = [
             (
                 "coffer_hsm_bytes_in_total",
                 "Bytes received (CloudHSM InterfaceEth2OctetsInput).",
@@ -203,8 +214,13 @@ impl Metrics {
                 "Bytes sent (CloudHSM InterfaceEth2OctetsOutput).",
                 &self.bytes_out,
             ),
+            (
+                "coffer_busy_poll_turns_total",
+                "Scheduler turns a worker spent polling after answers (busy_poll_us).",
+                &self.busy_poll_turns,
+            ),
         ];
-        for (name, help, value) in bytes {
+        for (name, help, value) in counters {
             metric(&mut out, name, "counter", help);
             sample(&mut out, name, "", value.load(Ordering::Relaxed));
         }
@@ -288,6 +304,7 @@ mod tests {
         m.add(Gauge::SessionCount, -1);
         m.add_bytes_in(100);
         m.add_bytes_out(7);
+        m.add_busy_poll_turn();
         let text = m.render();
         for line in [
             "coffer_hsm_unhealthy 0",
@@ -299,6 +316,7 @@ mod tests {
             "coffer_hsm_ssl_ctxs_occupied 0",
             "coffer_hsm_bytes_in_total 100",
             "coffer_hsm_bytes_out_total 7",
+            "coffer_busy_poll_turns_total 1",
             "# TYPE coffer_hsm_bytes_in_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -13,6 +13,9 @@
 //!    anchors as they are now;
 //! 5. the TLS stream joins the gRPC server (tonic, HTTP/2 only) through a channel.
 //!
+//! Between requests: after each write to a client, one worker keeps polling for
+//! `busy_poll_us` before it may sleep ([`crate::busy_poll`]).
+//!
 //! Per request: at most `limits.max_message_bytes` per message each way, and
 //! `limits.request_timeout_secs` per call; HTTP/2 keepalive pings detect dead peers.
 
@@ -35,6 +38,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use crate::busy_poll::BusyPoll;
 use crate::config::NodeConfig;
 use crate::metrics::{Gauge, Metrics};
 use crate::node::{Node, StartError, housekeeping_interval};
@@ -262,7 +266,9 @@ async fn serve_grpc(
 ) {
     let limits = node.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Result<Conn, io::Error>>(64);
-    let accept = tokio::spawn(accept_loop(node.clone(), listener, options, tx, stop.clone()));
+    let poll = BusyPoll::new(node.config().busy_poll, node.metrics().clone());
+    let polling = tokio::spawn(poll.clone().run(stopped(stop.clone())));
+    let accept = tokio::spawn(accept_loop(node.clone(), listener, options, poll, tx, stop.clone()));
     let service = HsmServer::new(NodeService::new(node.clone()))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -275,6 +281,7 @@ async fn serve_grpc(
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop))
         .await;
     accept.abort();
+    polling.abort();
     if let Err(e) = served {
         node.metrics().set_unhealthy(format!("the gRPC server failed: {e}"));
     }
@@ -285,6 +292,7 @@ async fn accept_loop(
     node: Arc<Node>,
     listener: TcpListener,
     options: ServerOptions,
+    poll: Arc<BusyPoll>,
     tx: mpsc::Sender<Result<Conn, io::Error>>,
     stop: watch::Receiver<bool>,
 ) {
@@ -314,6 +322,7 @@ async fn accept_loop(
         let tx = tx.clone();
         let timeout = options.handshake_timeout;
         let metrics = node.metrics().clone();
+        let poll = poll.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             let local = tcp.local_addr().ok();
@@ -323,6 +332,7 @@ async fn accept_loop(
                     tls,
                     info: TcpConnectInfo { local_addr: local, remote_addr: Some(peer) },
                     metrics,
+                    poll,
                     _guard: guard,
                 };
                 let _ = tx.send(Ok(conn)).await;
@@ -377,11 +387,13 @@ impl Drop for ConnGuard {
     }
 }
 
-/// An accepted TLS connection: counts bytes in and out, and frees its slot when dropped.
+/// An accepted TLS connection: counts bytes in and out, starts the busy-polling window with
+/// each write, and frees its slot when dropped.
 struct Conn {
     tls: TlsStream<TcpStream>,
     info: TcpConnectInfo,
     metrics: Arc<Metrics>,
+    poll: Arc<BusyPoll>,
     _guard: ConnGuard,
 }
 
@@ -407,11 +419,18 @@ impl AsyncRead for Conn {
     }
 }
 
+impl Conn {
+    fn wrote(&self, bytes: usize) {
+        self.metrics.add_bytes_out(bytes as u64);
+        self.poll.answered();
+    }
+}
+
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.tls).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = &polled {
-            self.metrics.add_bytes_out(*n as u64);
+            self.wrote(*n);
         }
         polled
     }
@@ -425,7 +444,7 @@ impl AsyncWrite for Conn {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.tls).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = &polled {
-            self.metrics.add_bytes_out(*n as u64);
+            self.wrote(*n);
         }
         polled
     }

@@ -682,3 +682,37 @@ fn scan_for_plaintext(dir: &std::path::Path, secret: &[u8]) {
         }
     }
 }
+
+/// The value of an unlabelled counter in a `/metrics` text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| {
+        panic!("{name} is not in the metrics:\n{metrics}");
+    });
+    line[name.len()..].trim().parse().expect("a whole number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_busy_polls_after_its_answers_unless_turned_off() {
+    for (extra, polls) in [("", true), ("busy_poll_us = 0", false)] {
+        let dirs = Dirs::new();
+        let node = start(dirs.config(extra, &[])).await;
+        let mut client = connect_pinned(&node).await;
+        for _ in 0..20 {
+            client.get_cluster_info(v1::GetClusterInfoRequest {}).await.expect("cluster info");
+        }
+        // The default window is 1 ms: well over by now.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (status, metrics) = http_get(node.metrics_addr(), "/metrics").await;
+        assert_eq!(status, 200);
+        let turns = counter(&metrics, "coffer_busy_poll_turns_total");
+        assert_eq!(turns > 0, polls, "config {extra:?}: {turns} turns");
+        let (_, later) = http_get(node.metrics_addr(), "/metrics").await;
+        assert_eq!(
+            counter(&later, "coffer_busy_poll_turns_total"),
+            turns,
+            "config {extra:?}: still polling with no answers going out"
+        );
+        drop(client);
+        node.shutdown().await.expect("shutdown");
+    }
+}
