@@ -1,26 +1,30 @@
-//! Busy-polling after answers: for a short window after the node answers a client, one
-//! runtime worker keeps running instead of going to sleep, so that the client's next request
-//! finds a CPU awake.
+//! Busy-polling after answers: for a short window after the node answers a client, its
+//! runtime workers keep running instead of going to sleep, so that the client's next request
+//! finds the CPUs awake.
 //!
 //! Why: on a virtual machine, a CPU with nothing to run halts, and waking it for the next
 //! request costs tens of microseconds, often more than the cryptography asked for. The
 //! 2-core development VM halts at once (its `haltpoll` cpuidle driver is told not to poll:
-//! `haltpoll.guest_halt_poll_ns=0`). There, RSA-2048 signing from one client thread went from
-//! about 0.65× to about 0.77× the ops/s of in-process aws-lc-rs with a 1 ms window, and with
-//! two client threads from about 0.51× to about 0.63× (`coffer-bench sdk`). The same idea as
-//! Linux's `net.core.busy_poll` and the guest polling of `haltpoll`, kept to the node: an HSM
-//! node is a dedicated machine, and the window bounds the spin to moments of traffic.
+//! `haltpoll.guest_halt_poll_ns=0`). There, with a 1 ms window and one poller per worker,
+//! RSA-2048 signing from one client thread went from about 0.65× to about 0.79× the ops/s of
+//! in-process aws-lc-rs, and with two client threads from about 0.51× to about 0.64×; 256 B
+//! AES-GCM from one thread from about 10,600 to about 24,000 calls/s (`coffer-bench sdk`).
+//! One poller alone gave about 0.77× and 0.63×: the wake-up the kernel places on the CPU left
+//! idle still paid for it. The same idea as Linux's `net.core.busy_poll` and the guest
+//! polling of `haltpoll`, kept to the node: an HSM node is a dedicated machine, and the
+//! window bounds the spin to moments of traffic.
 //!
-//! How: every write to a client connection calls [`BusyPoll::answered`]. [`BusyPoll::run`],
-//! one task per server, wakes on it and yields to the scheduler until `busy_poll_us` has
-//! passed without an answer. While it yields, its worker stays awake, polling the sockets
-//! between turns whenever it holds the I/O driver, and runs whatever the next request wakes;
-//! the task never holds a worker from other work, as each turn goes back to the scheduler.
-//! Each turn also yields the CPU to the OS (`sched_yield`): a thread waiting for that CPU
-//! runs first. Without that, with two client threads on the same 2 cores, the 99th
-//! percentile of AES-GCM calls rose from about 0.23 ms to about 1.07 ms (a time slice);
-//! with it, about 0.37 ms. After the window the task sleeps until the next answer. A window
-//! of 0 turns it off. The turns spent are counted in `coffer_busy_poll_turns_total`.
+//! How: every write to a client connection calls [`BusyPoll::answered`]. The server runs one
+//! [`BusyPoll::run`] task per runtime worker; each wakes on an answer and yields to the
+//! scheduler until `busy_poll_us` has passed without one. While it yields, its worker stays
+//! awake, polling the sockets between turns whenever it holds the I/O driver, and runs
+//! whatever the next request wakes; a poller never holds a worker from other work, as each
+//! turn goes back to the scheduler. Each turn also yields the CPU to the OS (`sched_yield`):
+//! a thread waiting for that CPU runs first. Without that, with two client threads on the
+//! same 2 cores, the 99th percentile of AES-GCM calls rose from about 0.23 ms to about
+//! 1.07 ms (a time slice); with it, about 0.37 ms. After the window the pollers sleep until
+//! the next answer. A window of 0 turns it off. The turns spent are counted in
+//! `coffer_busy_poll_turns_total`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,7 +43,7 @@ pub const MAX_BUSY_POLL_US: u64 = 10_000;
 pub struct BusyPoll {
     window_us: u64,
     started: Instant,
-    /// Microseconds since `started` of the latest answer.
+    /// Microseconds since `started` of the latest answer (at least 1; 0: none yet).
     last_answer_us: AtomicU64,
     answered: Notify,
     /// Counts the turns spent polling (`coffer_busy_poll_turns_total`).
@@ -64,23 +68,24 @@ impl BusyPoll {
         if self.window_us == 0 {
             return;
         }
-        self.last_answer_us.store(self.micros(), Ordering::Relaxed);
-        self.answered.notify_one();
+        self.last_answer_us.store(self.micros().max(1), Ordering::Relaxed);
+        // Wakes the pollers that sleep; one that is polling sees the new time.
+        self.answered.notify_waiters();
     }
 
-    /// Polls after each answer for the window, until `stop` completes. Returns at once when
-    /// the window is 0; a window in progress ends before `stop` is looked at (at most
-    /// [`MAX_BUSY_POLL_US`] after the last answer).
+    /// One poller: polls after each answer for the window, until `stop` completes. Run one
+    /// per runtime worker. Returns at once when the window is 0; a window in progress ends
+    /// before `stop` is looked at (at most [`MAX_BUSY_POLL_US`] after the last answer).
     pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
         if self.window_us == 0 {
             return;
         }
         let mut stop = std::pin::pin!(stop);
         loop {
-            tokio::select! {
-                () = self.answered.notified() => {}
-                () = &mut stop => return,
-            }
+            // Listening before the window is looked at, so that an answer between the two
+            // is not missed.
+            let mut answered = std::pin::pin!(self.answered.notified());
+            answered.as_mut().enable();
             while self.within_window() {
                 self.metrics.add_busy_poll_turn();
                 // Offers the CPU to any thread waiting for it (a client on this machine,
@@ -89,12 +94,16 @@ impl BusyPoll {
                 std::thread::yield_now();
                 tokio::task::yield_now().await;
             }
+            tokio::select! {
+                () = answered => {}
+                () = &mut stop => return,
+            }
         }
     }
 
     fn within_window(&self) -> bool {
         let last = self.last_answer_us.load(Ordering::Relaxed);
-        self.micros().saturating_sub(last) < self.window_us
+        last != 0 && self.micros().saturating_sub(last) < self.window_us
     }
 
     fn micros(&self) -> u64 {

@@ -14,7 +14,7 @@
 //! | `join_trust_anchor` | `COFFER_NODE_JOIN_TRUST_ANCHOR` | none: a joining node takes the first clone it is given; a path: only a clone of the cluster whose trust anchor (the owner's CA certificate, PEM) is this file |
 //! | `allowed_clients` | `COFFER_NODE_ALLOWED_CLIENTS` (comma-separated) | `["127.0.0.0/8", "::1/128"]` |
 //! | `pbkdf2_iterations` | `COFFER_NODE_PBKDF2_ITERATIONS` | 600,000 (seal passphrase and new user passwords; at least 1,000, for tests) |
-//! | `busy_poll_us` | `COFFER_NODE_BUSY_POLL_US` | 1,000: after answering a client, a worker keeps polling this long before it may sleep, so the next request finds a CPU awake (0 turns it off; at most 10,000; see `busy_poll`) |
+//! | `busy_poll_us` | `COFFER_NODE_BUSY_POLL_US` | 1,000: after answering a client, the workers keep polling this long before they may sleep, so the next request finds the CPUs awake (0 turns it off; at most 10,000; see `busy_poll`) |
 //! | `limits.max_message_bytes` | `COFFER_NODE_MAX_MESSAGE_BYTES` | 4 MiB |
 //! | `limits.max_connections_per_ip` | `COFFER_NODE_MAX_CONNECTIONS_PER_IP` | 64 |
 //! | `limits.max_sessions_per_client` | `COFFER_NODE_MAX_SESSIONS_PER_CLIENT` | 1,024 |
@@ -107,7 +107,7 @@ pub struct NodeConfig {
     pub audit: AuditConfig,
     pub seal: SealConfig,
     pub pbkdf2_iterations: u32,
-    /// How long a worker keeps polling after an answer before it may sleep
+    /// How long the workers keep polling after an answer before they may sleep
     /// ([`crate::busy_poll`]); zero turns busy-polling off.
     pub busy_poll: Duration,
 }

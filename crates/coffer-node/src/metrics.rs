@@ -216,7 +216,7 @@ impl Metrics {
             ),
             (
                 "coffer_busy_poll_turns_total",
-                "Scheduler turns a worker spent polling after answers (busy_poll_us).",
+                "Scheduler turns the workers spent polling after answers (busy_poll_us).",
                 &self.busy_poll_turns,
             ),
         ];

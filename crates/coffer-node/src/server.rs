@@ -13,8 +13,8 @@
 //!    anchors as they are now;
 //! 5. the TLS stream joins the gRPC server (tonic, HTTP/2 only) through a channel.
 //!
-//! Between requests: after each write to a client, one worker keeps polling for
-//! `busy_poll_us` before it may sleep ([`crate::busy_poll`]).
+//! Between requests: after each write to a client, the workers keep polling for
+//! `busy_poll_us` before they may sleep ([`crate::busy_poll`]).
 //!
 //! Per request: at most `limits.max_message_bytes` per message each way, and
 //! `limits.request_timeout_secs` per call; HTTP/2 keepalive pings detect dead peers.
@@ -267,7 +267,10 @@ async fn serve_grpc(
     let limits = node.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Result<Conn, io::Error>>(64);
     let poll = BusyPoll::new(node.config().busy_poll, node.metrics().clone());
-    let polling = tokio::spawn(poll.clone().run(stopped(stop.clone())));
+    // One poller per worker: a CPU left to halt is where the next wake-up lands.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let polling: Vec<_> =
+        (0..workers).map(|_| tokio::spawn(poll.clone().run(stopped(stop.clone())))).collect();
     let accept = tokio::spawn(accept_loop(node.clone(), listener, options, poll, tx, stop.clone()));
     let service = HsmServer::new(NodeService::new(node.clone()))
         .max_decoding_message_size(limits.max_message_bytes)
@@ -281,7 +284,7 @@ async fn serve_grpc(
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop))
         .await;
     accept.abort();
-    polling.abort();
+    polling.iter().for_each(JoinHandle::abort);
     if let Err(e) = served {
         node.metrics().set_unhealthy(format!("the gRPC server failed: {e}"));
     }
