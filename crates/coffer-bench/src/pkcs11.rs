@@ -6,9 +6,10 @@
 //! Set-up, all in temp dirs and on loopback:
 //! - Coffer: a node started in this process as in the `sdk` suite (initialised with a
 //!   throwaway development CA, activated, one crypto-user; the node's defaults otherwise, so
-//!   it busy-polls for 1 ms after each answer), and a `client.toml` for it; the module logs in with the PIN `user:password`. Coffer's module is measured twice: as
-//!   configured by default (`coffer`), and with `spin_wait_us = 1000` (`coffer+spin`: a
-//!   lone call busy-waits for its answer instead of sleeping on the socket).
+//!   it busy-polls for 1 ms after each answer), and a `client.toml` for it; the module logs
+//!   in with the PIN `user:password`. Coffer's module is measured twice: as configured by
+//!   default (`coffer`), and with `spin_wait_us = 1000` (`coffer+spin`: a lone call
+//!   busy-waits for its answer instead of sleeping on the socket).
 //! - SoftHSM2: a configuration whose token directory is a temp dir, and a token initialised
 //!   there with `softhsm2-util --init-token --free --label bench`.
 //!

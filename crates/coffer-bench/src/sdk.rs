@@ -4,8 +4,8 @@
 //! threads.
 //!
 //! The node is a real `cofferd` (the `coffer-node` library): a temp data dir and seal key,
-//! 1,000 PBKDF2 iterations, the default busy-polling (1 ms after each answer), initialised with a throwaway development CA, activated, one
-//! crypto-user, token keys generated on the node. Each SDK thread has its own session (all on
+//! 1,000 PBKDF2 iterations, the default busy-polling (1 ms after each answer), initialised
+//! with a throwaway development CA, activated, one crypto-user, token keys generated on the node. Each SDK thread has its own session (all on
 //! one shared client, as an application would); each in-process thread its own clone of the
 //! module and locally generated keys of the same types.
 //!
