@@ -5,9 +5,10 @@
 //!
 //! The node is a real `cofferd` (the `coffer-node` library): a temp data dir and seal key,
 //! 1,000 PBKDF2 iterations, the default busy-polling (1 ms after each answer), initialised
-//! with a throwaway development CA, activated, one crypto-user, token keys generated on the node. Each SDK thread has its own session (all on
-//! one shared client, as an application would); each in-process thread its own clone of the
-//! module and locally generated keys of the same types.
+//! with a throwaway development CA, activated, one crypto-user, token keys generated on the
+//! node. Each SDK thread has its own session (all on one shared client, as an application
+//! would); each in-process thread its own clone of the module and locally generated keys of
+//! the same types.
 //!
 //! What the ratio measures: everything the SDK path adds to the cryptography itself (request
 //! encoding, TLS, HTTP/2, loopback, the node's session and key checks, its audit log, and the
