@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 /// The longest window the configuration accepts (`busy_poll_us`): 10 ms.
 pub const MAX_BUSY_POLL_US: u64 = 10_000;
 
-/// The window and the time of the latest answer, shared by the connections and the task.
+/// The window and the time of the latest answer, shared by the connections and the pollers.
 #[derive(Debug)]
 pub struct BusyPoll {
     window_us: u64,
@@ -181,7 +181,8 @@ mod tests {
         let (stop, task) = spawn_run(&poll);
         poll.answered();
         tokio::task::yield_now().await;
-        // The poller is in its window, and this task (and a timer) still get their turns.
+        // The poller is in its window on the only worker, and other tasks still get their
+        // turns.
         let other = tokio::spawn(async { 7 });
         assert_eq!(tokio::time::timeout(Duration::from_secs(5), other).await.expect("ran").expect("ok"), 7);
         assert!(poll.metrics.busy_poll_turns() > 0);
