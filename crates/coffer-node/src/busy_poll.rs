@@ -28,7 +28,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -46,6 +46,9 @@ pub struct BusyPoll {
     /// Microseconds since `started` of the latest answer (at least 1; 0: none yet).
     last_answer_us: AtomicU64,
     answered: Notify,
+    /// Pollers that are asleep or about to be: only then does an answer notify, so that a
+    /// busy node's writes do not each take `answered`'s lock.
+    sleepers: AtomicUsize,
     /// Counts the turns spent polling (`coffer_busy_poll_turns_total`).
     metrics: Arc<Metrics>,
 }
@@ -59,6 +62,7 @@ impl BusyPoll {
             started: Instant::now(),
             last_answer_us: AtomicU64::new(0),
             answered: Notify::new(),
+            sleepers: AtomicUsize::new(0),
             metrics,
         })
     }
@@ -68,9 +72,12 @@ impl BusyPoll {
         if self.window_us == 0 {
             return;
         }
-        self.last_answer_us.store(self.micros().max(1), Ordering::Relaxed);
-        // Wakes the pollers that sleep; one that is polling sees the new time.
-        self.answered.notify_waiters();
+        self.last_answer_us.store(self.micros().max(1), Ordering::SeqCst);
+        // Wakes the pollers that sleep; one that is polling sees the new time. (SeqCst with
+        // `run`: a poller going to sleep either sees this answer's time or is counted here.)
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.answered.notify_waiters();
+        }
     }
 
     /// One poller: polls after each answer for the window, until `stop` completes. Run one
@@ -94,15 +101,22 @@ impl BusyPoll {
                 std::thread::yield_now();
                 tokio::task::yield_now().await;
             }
-            tokio::select! {
-                () = answered => {}
-                () = &mut stop => return,
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            // Looked at again once counted: an answer since the loop above notifies.
+            let stopped = !self.within_window()
+                && tokio::select! {
+                    () = answered => false,
+                    () = &mut stop => true,
+                };
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if stopped {
+                return;
             }
         }
     }
 
     fn within_window(&self) -> bool {
-        let last = self.last_answer_us.load(Ordering::Relaxed);
+        let last = self.last_answer_us.load(Ordering::SeqCst);
         last != 0 && self.micros().saturating_sub(last) < self.window_us
     }
 
@@ -124,44 +138,65 @@ mod tests {
         (tx, task)
     }
 
+    /// Stops a poller that [`spawn_run`] started, and waits for it to end.
+    async fn stop_run(stop: tokio::sync::oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) {
+        stop.send(()).expect("the task is running");
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("no panic");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn it_polls_for_the_window_after_an_answer_and_then_sleeps() {
-        let poll = BusyPoll::new(Duration::from_millis(2), Metrics::new());
+        let poll = BusyPoll::new(Duration::from_millis(10), Metrics::new());
         let (stop, task) = spawn_run(&poll);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(poll.metrics.busy_poll_turns(), 0, "no answer yet, so no polling");
         poll.answered();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
         let after_window = poll.metrics.busy_poll_turns();
         assert!(after_window > 0, "an answer starts the window");
-        assert!(!poll.within_window(), "2 ms after the answer the window is over");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!poll.within_window(), "60 ms after the answer the 10 ms window is over");
+        tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(
             poll.metrics.busy_poll_turns(),
             after_window,
             "the window ended: it sleeps until the next answer"
         );
         poll.answered();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(poll.metrics.busy_poll_turns() > after_window, "the next answer starts a new window");
-        stop.send(()).expect("the task is running");
-        tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("no panic");
+        stop_run(stop, task).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_poller_sleeps_counted_and_wakes_on_an_answer() {
+        let poll = BusyPoll::new(Duration::from_millis(10), Metrics::new());
+        let (stop_a, task_a) = spawn_run(&poll);
+        let (stop_b, task_b) = spawn_run(&poll);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(poll.sleepers.load(Ordering::SeqCst), 2, "both asleep, so an answer notifies");
+        poll.answered();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(poll.metrics.busy_poll_turns() > 0, "an answer wakes the pollers");
+        assert_eq!(poll.sleepers.load(Ordering::SeqCst), 2, "both asleep again after the window");
+        stop_run(stop_a, task_a).await;
+        stop_run(stop_b, task_b).await;
+        assert_eq!(poll.sleepers.load(Ordering::SeqCst), 0, "stopped pollers are not counted");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_that_keep_coming_keep_it_polling() {
-        let poll = BusyPoll::new(Duration::from_millis(5), Metrics::new());
+        // A window far longer than the gaps, however slowly a loaded machine runs this.
+        let poll = BusyPoll::new(Duration::from_millis(200), Metrics::new());
         let (stop, task) = spawn_run(&poll);
-        for _ in 0..10 {
+        for _ in 0..5 {
             poll.answered();
             tokio::time::sleep(Duration::from_millis(1)).await;
             assert!(poll.within_window());
         }
         let turns = poll.metrics.busy_poll_turns();
         tokio::time::sleep(Duration::from_millis(2)).await;
-        assert!(poll.metrics.busy_poll_turns() > turns, "still polling within 5 ms of the last answer");
-        stop.send(()).expect("the task is running");
-        tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("no panic");
+        assert!(poll.metrics.busy_poll_turns() > turns, "still polling within the window of the last answer");
+        stop_run(stop, task).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +221,6 @@ mod tests {
         let other = tokio::spawn(async { 7 });
         assert_eq!(tokio::time::timeout(Duration::from_secs(5), other).await.expect("ran").expect("ok"), 7);
         assert!(poll.metrics.busy_poll_turns() > 0);
-        stop.send(()).expect("the task is running");
-        tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("no panic");
+        stop_run(stop, task).await;
     }
 }
