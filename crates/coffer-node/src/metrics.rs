@@ -140,8 +140,9 @@ impl Metrics {
         self.busy_poll_turns.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Scheduler turns spent busy-polling so far.
-    pub fn busy_poll_turns(&self) -> u64 {
+    /// Scheduler turns spent busy-polling so far (served as `coffer_busy_poll_turns_total`).
+    #[cfg(test)]
+    pub(crate) fn busy_poll_turns(&self) -> u64 {
         self.busy_poll_turns.load(Ordering::Relaxed)
     }
 
