@@ -14,10 +14,11 @@ use crate::node::{INLINE_MAX_BYTES, Node, NodeError};
 
 pub(super) async fn sign(node: &Arc<Node>, request: v1::SignRequest) -> Result<v1::SignResponse, NodeError> {
     let mechanism = convert::sign_mechanism(request.mechanism)?;
-    if mechanism.is_rsa() {
+    let inline = request.data.len() <= INLINE_MAX_BYTES;
+    if inline && mechanism.is_rsa() {
         Node::make_way_for_long_work();
     }
-    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
+    node.quick(inline, move |node, hsm| {
         let session = node.session(&request.session)?;
         let signature = hsm.sign(session, ObjectHandle(request.key), &mechanism, &request.data)?;
         Ok(v1::SignResponse { signature })
@@ -53,10 +54,11 @@ pub(super) async fn decrypt(
     request: v1::CipherRequest,
 ) -> Result<v1::CipherResponse, NodeError> {
     let mechanism = convert::cipher_mechanism(request.mechanism)?;
-    if mechanism.is_rsa() {
+    let inline = request.data.len() <= INLINE_MAX_BYTES;
+    if inline && mechanism.is_rsa() {
         Node::make_way_for_long_work();
     }
-    node.quick(request.data.len() <= INLINE_MAX_BYTES, move |node, hsm| {
+    node.quick(inline, move |node, hsm| {
         let session = node.session(&request.session)?;
         let plain = hsm.decrypt(session, ObjectHandle(request.key), &mechanism, &request.data)?;
         Ok(v1::CipherResponse { data: plain.to_vec(), generated_iv: Vec::new() })
